@@ -1,0 +1,106 @@
+/**
+ * Every error this package raises on purpose has a stable `code` (match on it, never on the text),
+ * documented in docs/errors.md. `wireErrCode()` is the one place that decides which wire error
+ * reply a failure becomes.
+ */
+import { ErrCode } from './protocol/constants.js';
+
+export class RunnerError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A CLI flag or environment variable has an unusable value. The CLI exits with code 2. */
+export class InvalidOptionError extends RunnerError {
+  constructor(message: string) {
+    super('ANR_ERR_INVALID_OPTION', message);
+  }
+}
+
+/** A payload that is not a well-formed message of the expected table. Answered BAD_REQUEST. */
+export class MalformedPayloadError extends RunnerError {
+  constructor(message: string) {
+    super('ANR_ERR_MALFORMED_PAYLOAD', message);
+  }
+}
+
+/** A frame whose RPC type the runner does not accept at that point. Answered BAD_REQUEST. */
+export class UnexpectedRpcTypeError extends RunnerError {
+  constructor(readonly rpcType: number) {
+    super('ANR_ERR_UNEXPECTED_RPC_TYPE', `unexpected rpc type ${rpcType}`);
+  }
+}
+
+/** A reply that does not fit the 24-bit length field. Answered SERVICE_UNAVAILABLE instead. */
+export class FrameTooLargeError extends RunnerError {
+  constructor(readonly payloadBytes: number) {
+    super('ANR_ERR_FRAME_TOO_LARGE', `payload of ${payloadBytes} bytes exceeds the 16777215-byte frame limit`);
+  }
+}
+
+/** A call presented a token this process never issued or has expired. Answered CONF_TOKEN_NOT_FOUND. */
+export class ConfTokenNotFoundError extends RunnerError {
+  constructor(readonly token: number) {
+    super('ANR_ERR_CONF_TOKEN_NOT_FOUND', `conf token ${token} not found`);
+  }
+}
+
+/** A plugin filter threw or rejected. Answered SERVICE_UNAVAILABLE (or Stop 503 for `onError: 'deny'`). */
+export class PluginFailedError extends RunnerError {
+  /** The plugin declared `onError: 'deny'`: answer Stop 503 instead of an error reply. */
+  readonly deny: boolean;
+  constructor(readonly plugin: string, cause: unknown, deny = false) {
+    super('ANR_ERR_PLUGIN_FAILED', `plugin "${plugin}" failed: ${describe(cause)}`, { cause });
+    this.deny = deny;
+  }
+}
+
+/** A call ran past its deadline (`--call-timeout-ms`). Answered like a plugin failure. */
+export class CallTimeoutError extends RunnerError {
+  readonly deny: boolean;
+  constructor(readonly plugin: string | null, readonly timeoutMs: number, deny = false) {
+    super('ANR_ERR_CALL_TIMEOUT', `call exceeded its ${timeoutMs} ms deadline${plugin ? ` in plugin "${plugin}"` : ''}`);
+    this.deny = deny;
+  }
+}
+
+/** The gateway closed the connection while a call (or its ExtraInfo query) was open. */
+export class ConnectionClosedError extends RunnerError {
+  constructor() {
+    super('ANR_ERR_CONNECTION_CLOSED', 'the gateway closed the connection during the call');
+  }
+}
+
+/** Plugin modules that cannot be loaded: bad export, duplicate name, import failure. */
+export class PluginLoadError extends RunnerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ANR_ERR_PLUGIN_LOAD', message, options);
+  }
+}
+
+/** The runner is shutting down and will not finish this call. Answered SERVICE_UNAVAILABLE. */
+export class ShuttingDownError extends RunnerError {
+  constructor() {
+    super('ANR_ERR_SHUTTING_DOWN', 'the runner is shutting down');
+  }
+}
+
+/** The one mapping from a failure to the wire error code the gateway sees. */
+export function wireErrCode(err: unknown): ErrCode {
+  if (err instanceof ConfTokenNotFoundError) return ErrCode.ConfTokenNotFound;
+  if (err instanceof MalformedPayloadError || err instanceof UnexpectedRpcTypeError) return ErrCode.BadRequest;
+  return ErrCode.ServiceUnavailable;
+}
+
+export function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  try {
+    return String(err);
+  } catch {
+    return 'non-printable error value';
+  }
+}
