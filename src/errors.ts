@@ -75,6 +75,13 @@ export class ConnectionClosedError extends RunnerError {
   }
 }
 
+/** The socket path cannot be served: its directory is missing, it is a directory, or bind failed. */
+export class SocketPathError extends RunnerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ANR_ERR_SOCKET_PATH', message, options);
+  }
+}
+
 /** Plugin modules that cannot be loaded: bad export, duplicate name, import failure. */
 export class PluginLoadError extends RunnerError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -30,6 +30,7 @@ import type { HttpReqCallReqInput, RawEntry } from '../../src/protocol/messages.
 import { fieldPos, rootTable, tableField } from '../../src/protocol/table-reader.js';
 import { guardedBytes } from '../support/guarded-bytes.js';
 import { decodeFields, loadVectors, ROOTS, type Vector } from '../support/vectors.js';
+import { seededRandom } from '../support/prng.js';
 
 const vectors = loadVectors();
 const byLabel = (label: string): Vector => {
@@ -345,20 +346,9 @@ test('every truncation of every gateway->runner payload decodes or throws Malfor
   assert.ok(malformed > 1000);
 });
 
-/** mulberry32: a small seeded PRNG, so a failing mutation can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('seeded random mutations of every frame decode or throw MalformedPayloadError', () => {
-  const random = prng(0x5eed);
+  const random = seededRandom(0x5eed);
   const outcomes = { ok: 0, malformed: 0 };
   for (const v of vectors) {
     const root = ROOTS[v.direction][v.type];
@@ -378,7 +368,7 @@ test('seeded random mutations of every frame decode or throw MalformedPayloadErr
 });
 
 test('random garbage payloads decode or throw MalformedPayloadError for every root', () => {
-  const random = prng(42);
+  const random = seededRandom(42);
   const roots = [...Object.values(ROOTS['gateway->runner']), ...Object.values(ROOTS['runner->gateway'])];
   for (let round = 0; round < 2000; round++) {
     const payload = new Uint8Array(Math.floor(random() * 64));

@@ -1,0 +1,85 @@
+/**
+ * CPU cost of one call through the call handler (decode, conf lookup, chain, encode), in process,
+ * without sockets: the part of a call's cost this project controls, measured alone so it is
+ * stable on a shared 2-core machine. Socket-level throughput and latency are the bench harness's.
+ *
+ *   npm run build:test && node .build/bench/hot-path.js [calls-per-round]
+ */
+import { pino } from 'pino';
+import { builtinPlugins } from '../src/plugins/index.js';
+import { decodePrepareConfResp, encodeHttpReqCallReq, encodePrepareConfReq } from '../src/protocol/codec.js';
+import { RpcType } from '../src/protocol/constants.js';
+import { CallHandler, type CallChannel } from '../src/workers/call-handler.js';
+import { ConfCache } from '../src/workers/conf-cache.js';
+import { Deadlines } from '../src/workers/deadlines.js';
+import { PluginRegistry } from '../src/workers/plugin-registry.js';
+
+const CALLS = Number(process.argv[2] ?? 300_000);
+const ROUNDS = 5;
+
+/** About 600 bytes of headers, like a browser or API client request through a proxy. */
+const HEADERS = Object.entries({
+  host: 'example.com',
+  'user-agent': 'curl/8.5.0',
+  accept: '*/*',
+  'x-request-id': '0123456789abcdef0123456789abcdef',
+  'content-type': 'application/json',
+  'accept-encoding': 'gzip, deflate, br',
+  'accept-language': 'en-US,en;q=0.9',
+  cookie: 'session=abcdef0123456789; theme=dark',
+  'x-forwarded-for': '10.0.0.1, 10.0.0.2',
+  'x-forwarded-proto': 'https',
+  'cache-control': 'no-cache',
+  authorization: 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc',
+}).map(([name, value]) => ({ name, value }));
+
+const SCENARIOS: Array<[label: string, conf: Array<{ name: string; value: string }>]> = [
+  ['no plugin (empty conf)', []],
+  ['say (Stop)', [{ name: 'say', value: '{"body":"hello"}' }]],
+  ['header-rewrite (set + remove)', [{ name: 'header-rewrite', value: '{"set":{"x-a":"1"},"remove":["cookie"]}' }]],
+  ['header-rewrite + say', [
+    { name: 'header-rewrite', value: '{"set":{"x-a":"1"}}' },
+    { name: 'say', value: '{"body":"hello"}' },
+  ]],
+];
+
+const registry = new PluginRegistry();
+registry.add(builtinPlugins, 'builtin');
+const cache = new ConfCache({ ttlMs: 3_600_000, maxTokens: 1000 });
+const deadlines = new Deadlines(56_000);
+const handler = new CallHandler({ registry, cache, deadlines, skipUnknownPlugins: false, logger: pino({ level: 'silent' }) });
+const channel: CallChannel = {
+  ask: () => Promise.reject(new Error('no ExtraInfo in this benchmark')),
+  onAbort: null,
+};
+
+function syncReply(type: number, payload: Buffer): Buffer {
+  const reply = handler.handle(type, payload, channel);
+  if (!(reply instanceof Uint8Array)) throw new Error('expected a synchronous reply');
+  return reply;
+}
+
+console.log(`node ${process.version}, ${CALLS} calls x ${ROUNDS} rounds, median round`);
+for (const [label, conf] of SCENARIOS) {
+  const prepared = syncReply(RpcType.PrepareConf, encodePrepareConfReq({ conf, key: null }).subarray(4));
+  const { confToken } = decodePrepareConfResp(prepared.subarray(4));
+  const payload = encodeHttpReqCallReq({
+    id: 1,
+    srcIp: Buffer.from([10, 0, 0, 1]),
+    method: 0,
+    path: '/api/v1/items',
+    args: [{ name: 'page', value: '2' }],
+    headers: HEADERS,
+    confToken,
+  }).subarray(4);
+  const rounds: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < CALLS; i++) syncReply(RpcType.HttpReqCall, payload);
+    rounds.push(Number(process.hrtime.bigint() - start) / CALLS);
+  }
+  rounds.sort((a, b) => a - b);
+  console.log(`${label.padEnd(32)} ${(rounds[ROUNDS >> 1] / 1000).toFixed(2)} us/call`);
+}
+cache.close();
+deadlines.close();

@@ -1,0 +1,215 @@
+#!/usr/bin/env node
+/**
+ * The `apisix-node-runner` command. Wiring only: options (options.ts), logger (logger.ts), the runner
+ * (runner.ts) and the process lifecycle the gateway expects (DECISIONS.md 11, PROTOCOL.md §4.5).
+ *
+ * Exit codes: 0 help, version, or a clean shutdown; 1 a startup or shutdown failure, or a forced
+ * exit; 2 an invalid command line.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { describe, InvalidOptionError } from './errors.js';
+import { createLogger, type ProcessLogger } from './logger.js';
+import { HELP_TEXT, resolveOptions, type RunnerOptions } from './options.js';
+import { startRunner, type Runner } from './runner.js';
+
+const NAME = 'apisix-node-runner';
+/** How often to check whether the gateway's privileged agent (our parent) is still there. */
+const PARENT_POLL_MS = 500;
+/** Time allowed after the drain window before a stuck shutdown is abandoned with exit 1. */
+const SHUTDOWN_GRACE_MS = 1000;
+
+main(process.argv.slice(2));
+
+function main(args: readonly string[]): void {
+  const [command, ...rest] = args;
+  switch (command) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP_TEXT);
+      return;
+    case 'version':
+    case '--version':
+      process.stdout.write(`${NAME} ${readVersion()}\n`);
+      return;
+    case 'run':
+      run(rest).catch((err: unknown) => fail(`unexpected error: ${describe(err)}`));
+      return;
+    default:
+      usageError(
+        command.startsWith('-')
+          ? `unknown option ${command}; options of "run" go after it: ${NAME} run ${command} ...`
+          : `unknown command ${JSON.stringify(command)}`,
+      );
+  }
+}
+
+async function run(args: readonly string[]): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(HELP_TEXT);
+    return;
+  }
+  // Read before anything slow: if the parent dies during startup, the change is still seen.
+  const parentPid = process.ppid;
+
+  let options: RunnerOptions;
+  try {
+    options = resolveOptions(args, process.env);
+  } catch (err) {
+    if (err instanceof InvalidOptionError) usageError(err.message);
+    throw err;
+  }
+
+  let processLogger: ProcessLogger;
+  try {
+    processLogger = createLogger({ level: options.logLevel, logFile: options.logFile });
+  } catch (err) {
+    fail(`cannot open the log file ${JSON.stringify(options.logFile)}: ${describe(err)}`);
+  }
+  const { logger, flush } = processLogger;
+  // Keeps Node's default crash behaviour (stack on stderr, exit 1) but gets the fatal line into the
+  // log file too, flushed before the process dies.
+  process.on('uncaughtExceptionMonitor', (err, origin) => {
+    logger.fatal({ err, origin }, `uncaught exception: ${describe(err)}`);
+    flush();
+  });
+
+  const version = readVersion();
+  let runner: Runner;
+  try {
+    runner = await startRunner(options, logger);
+  } catch (err) {
+    logger.fatal({ err }, `startup failed: ${describe(err)}`);
+    flush();
+    fail(`startup failed: ${describe(err)}`);
+  }
+
+  logStartup(logger, options, runner, version);
+  if (options.listenSource === '--listen' || options.listenSource === 'default') printGatewaySnippet(options);
+  handleLifecycle(runner, options, logger, flush, parentPid);
+}
+
+/** One line at warn, so it always reaches the gateway's error.log (it copies our stderr at warn). */
+function logStartup(logger: Logger, options: RunnerOptions, runner: Runner, version: string): void {
+  const mode = `0${options.socketMode.toString(8).padStart(3, '0')}`;
+  const plugins = runner.pluginNames.length > 0 ? `plugins: ${runner.pluginNames.join(', ')}` : 'no plugins loaded';
+  logger.warn(
+    {
+      version,
+      socketPath: runner.socketPath,
+      listenSource: options.listenSource,
+      socketMode: mode,
+      confExpireSeconds: options.confExpireSeconds,
+      confExpireSource: options.confExpireSource,
+      plugins: runner.pluginNames,
+    },
+    `${NAME} ${version} (pid ${process.pid}) listening on unix:${runner.socketPath} (from ${options.listenSource}), ` +
+      `mode ${mode}, conf expire ${options.confExpireSeconds} s (from ${options.confExpireSource}), ${plugins}`,
+  );
+}
+
+/**
+ * Started by hand (no gateway set APISIX_LISTEN_ADDRESS): show what to paste into the gateway's
+ * config.yaml. Goes to stdout, apart from the JSON logs on stderr.
+ */
+function printGatewaySnippet(options: RunnerOptions): void {
+  const path = /^[\w./-]+$/.test(options.listenPath) ? options.listenPath : JSON.stringify(options.listenPath);
+  const cmd = [NAME, 'run', ...options.pluginPaths.flatMap((p) => ['--plugins', p])];
+  process.stdout.write(
+    `To send the gateway's ext-plugin calls to this runner, add to its config.yaml:\n` +
+      `ext-plugin:\n  path_for_test: ${path}\n` +
+      `In production, let the gateway start the runner instead (it then picks the socket path): ` +
+      `ext-plugin.cmd: ${JSON.stringify(cmd)}\n`,
+  );
+}
+
+/**
+ * SIGTERM/SIGINT and parent exit start ONE shutdown: `runner.shutdown()` drains for up to `drainMs`
+ * (the gateway SIGKILLs 1 s after its SIGTERM), then the shutdown line, flush, exit 0.
+ * - A repeated SIGTERM while draining is ignored: the gateway sends one, then SIGKILL; restarting the
+ *   drain would only waste the second it allows.
+ * - A second SIGINT exits 1 at once: a person pressing Ctrl-C again does not want to wait.
+ * - A shutdown still pending `SHUTDOWN_GRACE_MS` after the drain window is abandoned with exit 1.
+ */
+function handleLifecycle(runner: Runner, options: RunnerOptions, logger: Logger, flush: () => void, parentPid: number): void {
+  let stopping = false;
+  let parentPoll: NodeJS.Timeout | undefined;
+
+  const stop = (reason: string): void => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(parentPoll);
+    const startedAt = performance.now();
+    const elapsedMs = () => Math.round(performance.now() - startedAt);
+
+    setTimeout(() => {
+      logger.error({ reason, durationMs: elapsedMs() }, `shutdown (${reason}) did not finish in time; exiting`);
+      flush();
+      process.exit(1);
+    }, options.drainMs + SHUTDOWN_GRACE_MS);
+
+    runner.shutdown(reason).then(
+      (report) => {
+        const durationMs = elapsedMs();
+        logger.warn({ ...report, durationMs }, `${NAME} stopped (${reason}) in ${durationMs} ms, ${report.cutOff} calls cut off`);
+        flush();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err, reason, durationMs: elapsedMs() }, `shutdown (${reason}) failed: ${describe(err)}`);
+        flush();
+        process.exit(1);
+      },
+    );
+  };
+
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => {
+    if (stopping) {
+      logger.warn('second SIGINT: exiting without finishing the drain');
+      flush();
+      process.exit(1);
+    }
+    stop('SIGINT');
+  });
+
+  if (options.exitWithParent) {
+    // The gateway's privileged agent is our parent; if it dies without SIGTERM (crash, SIGKILL) we
+    // are reparented and would keep a socket nobody connects to. Unref'd: never keeps us alive.
+    parentPoll = setInterval(() => {
+      if (process.ppid !== parentPid) stop('parent-exit');
+    }, PARENT_POLL_MS);
+    parentPoll.unref();
+  }
+}
+
+/** The package version, from the package.json above this file (dist/cli.js or .build/src/cli.js). */
+function readVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === NAME && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // No (readable) package.json here; keep walking up.
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return 'unknown';
+    dir = parent;
+  }
+}
+
+function usageError(message: string): never {
+  process.stderr.write(`${NAME}: ${message}\nRun "${NAME} --help" for usage.\n`);
+  process.exit(2);
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${NAME}: ${message}\n`);
+  process.exit(1);
+}

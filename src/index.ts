@@ -1,0 +1,35 @@
+/**
+ * The public API of apisix-node-runner: define plugins, embed a runner. Everything under
+ * `src/io`, `src/protocol` and `src/workers` is internal.
+ */
+export { definePlugin } from './plugin.js';
+export type {
+  ArgsView,
+  HeadersInit,
+  HeadersView,
+  Plugin,
+  PluginDefinition,
+  PluginRequest,
+  RequestActions,
+  ResponseCallRequest,
+  TextOrBytes,
+  UpstreamResponse,
+} from './plugin.js';
+export { startRunner } from './runner.js';
+export type { Runner, ShutdownReport, StartOptions } from './runner.js';
+export type { RunnerOptions } from './options.js';
+export { resolveOptions } from './options.js';
+export {
+  CallTimeoutError,
+  ConfTokenNotFoundError,
+  ConnectionClosedError,
+  FrameTooLargeError,
+  InvalidOptionError,
+  MalformedPayloadError,
+  PluginFailedError,
+  PluginLoadError,
+  RunnerError,
+  ShuttingDownError,
+  SocketPathError,
+  UnexpectedRpcTypeError,
+} from './errors.js';

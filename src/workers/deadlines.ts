@@ -1,0 +1,64 @@
+/**
+ * Call deadlines with one coarse shared timer instead of a setTimeout per call. Every call gets the
+ * same timeout, so insertion order is expiry order and a tick only looks at the expired head.
+ */
+export interface DeadlineHandle {
+  clear(): void;
+}
+
+interface Pending extends DeadlineHandle {
+  expiresAt: number;
+  onExpire: () => void;
+}
+
+export class Deadlines {
+  readonly timeoutMs: number;
+  #pending = new Set<Pending>();
+  #timer: NodeJS.Timeout | null = null;
+  #tickMs: number;
+
+  constructor(timeoutMs: number) {
+    this.timeoutMs = timeoutMs;
+    // Granularity of about 1/8 of the timeout: a 56 s deadline is checked every second.
+    this.#tickMs = Math.min(1000, Math.max(5, Math.floor(timeoutMs / 8)));
+  }
+
+  track(onExpire: () => void): DeadlineHandle {
+    const pending = this.#pending;
+    const entry: Pending = {
+      expiresAt: performance.now() + this.timeoutMs,
+      onExpire,
+      clear: () => {
+        pending.delete(entry);
+      },
+    };
+    pending.add(entry);
+    if (this.#timer === null) {
+      this.#timer = setInterval(() => this.#tick(), this.#tickMs);
+      this.#timer.unref();
+    }
+    return entry;
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    for (const entry of this.#pending) {
+      if (entry.expiresAt > now) break;
+      this.#pending.delete(entry);
+      try {
+        entry.onExpire();
+      } catch (err) {
+        // One broken expiry must not end the tick for the calls behind it.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+    if (this.#pending.size === 0) this.close();
+  }
+
+  close(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+}
