@@ -22,7 +22,6 @@ const PARENT_POLL_MS = 500;
 /** Time allowed after the drain window before a stuck shutdown is abandoned with exit 1. */
 const SHUTDOWN_GRACE_MS = 1000;
 
-main(process.argv.slice(2));
 
 function main(args: readonly string[]): void {
   const [command, ...rest] = args;
@@ -56,6 +55,7 @@ async function run(args: readonly string[]): Promise<void> {
   }
   // Read before anything slow: if the parent dies during startup, the change is still seen.
   const parentPid = process.ppid;
+  const lifecycle = new Lifecycle();
 
   let options: RunnerOptions;
   try {
@@ -91,7 +91,7 @@ async function run(args: readonly string[]): Promise<void> {
 
   logStartup(logger, options, runner, version);
   if (options.listenSource === '--listen' || options.listenSource === 'default') printGatewaySnippet(options);
-  handleLifecycle(runner, options, logger, flush, parentPid);
+  lifecycle.started(runner, options, logger, flush, parentPid);
 }
 
 /** One line at warn, so it always reaches the gateway's error.log (it copies our stderr at warn). */
@@ -131,21 +131,60 @@ function printGatewaySnippet(options: RunnerOptions): void {
 /**
  * SIGTERM/SIGINT and parent exit start ONE shutdown: `runner.shutdown()` drains for up to `drainMs`
  * (the gateway SIGKILLs 1 s after its SIGTERM), then the shutdown line, flush, exit 0.
+ * - The handlers are installed before startup and never replaced: a signal during startup (the
+ *   gateway reloading right after spawning us) is remembered and honoured once the runner is up,
+ *   instead of killing the process with the socket file left behind. (Removing the last SIGTERM
+ *   listener would also drop a signal caught but not yet handled.)
  * - A repeated SIGTERM while draining is ignored: the gateway sends one, then SIGKILL; restarting the
  *   drain would only waste the second it allows.
  * - A second SIGINT exits 1 at once: a person pressing Ctrl-C again does not want to wait.
  * - A shutdown still pending `SHUTDOWN_GRACE_MS` after the drain window is abandoned with exit 1.
  */
-function handleLifecycle(runner: Runner, options: RunnerOptions, logger: Logger, flush: () => void, parentPid: number): void {
-  let stopping = false;
-  let parentPoll: NodeJS.Timeout | undefined;
+class Lifecycle {
+  #signal: string | null = null;
+  #started: { runner: Runner; options: RunnerOptions; logger: Logger; flush: () => void } | null = null;
+  #stopping = false;
+  #parentPoll: NodeJS.Timeout | undefined;
 
-  const stop = (reason: string): void => {
-    if (stopping) return;
-    stopping = true;
-    clearInterval(parentPoll);
+  constructor() {
+    process.on('SIGTERM', () => this.#onSignal('SIGTERM'));
+    process.on('SIGINT', () => {
+      if (this.#stopping && this.#started !== null) {
+        this.#started.logger.warn('second SIGINT: exiting without finishing the drain');
+        this.#started.flush();
+        process.exit(1);
+      }
+      this.#onSignal('SIGINT');
+    });
+  }
+
+  #onSignal(signal: string): void {
+    if (this.#started === null) this.#signal ??= signal;
+    else this.#stop(signal);
+  }
+
+  /** The runner is up: watch the parent, and act on a signal that came during startup. */
+  started(runner: Runner, options: RunnerOptions, logger: Logger, flush: () => void, parentPid: number): void {
+    this.#started = { runner, options, logger, flush };
+    if (options.exitWithParent) {
+      // The gateway's privileged agent is our parent; if it dies without SIGTERM (crash, SIGKILL) we
+      // are reparented and would keep a socket nobody connects to. Unref'd: never keeps us alive.
+      this.#parentPoll = setInterval(() => {
+        if (process.ppid !== parentPid) this.#stop('parent-exit');
+      }, PARENT_POLL_MS);
+      this.#parentPoll.unref();
+      if (process.ppid !== parentPid) this.#stop('parent-exit');
+    }
+    if (this.#signal !== null) this.#stop(this.#signal);
+  }
+
+  #stop(reason: string): void {
+    if (this.#stopping || this.#started === null) return;
+    this.#stopping = true;
+    clearInterval(this.#parentPoll);
+    const { runner, options, logger, flush } = this.#started;
     const startedAt = performance.now();
-    const elapsedMs = () => Math.round(performance.now() - startedAt);
+    const elapsedMs = (): number => Math.round(performance.now() - startedAt);
 
     setTimeout(() => {
       logger.error({ reason, durationMs: elapsedMs() }, `shutdown (${reason}) did not finish in time; exiting`);
@@ -166,25 +205,6 @@ function handleLifecycle(runner: Runner, options: RunnerOptions, logger: Logger,
         process.exit(1);
       },
     );
-  };
-
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => {
-    if (stopping) {
-      logger.warn('second SIGINT: exiting without finishing the drain');
-      flush();
-      process.exit(1);
-    }
-    stop('SIGINT');
-  });
-
-  if (options.exitWithParent) {
-    // The gateway's privileged agent is our parent; if it dies without SIGTERM (crash, SIGKILL) we
-    // are reparented and would keep a socket nobody connects to. Unref'd: never keeps us alive.
-    parentPoll = setInterval(() => {
-      if (process.ppid !== parentPid) stop('parent-exit');
-    }, PARENT_POLL_MS);
-    parentPoll.unref();
   }
 }
 
@@ -213,3 +233,6 @@ function fail(message: string): never {
   process.stderr.write(`${NAME}: ${message}\n`);
   process.exit(1);
 }
+
+// Last, so every declaration above (classes are not hoisted) exists when it runs.
+main(process.argv.slice(2));

@@ -99,6 +99,9 @@ export class Connection implements CallChannel {
       reply = this.#handler.errorFrame(err);
     }
     if (reply instanceof Uint8Array) {
+      // Queries a filter fired without awaiting must not follow the reply onto the wire: the
+      // gateway would read them as part of the next call (or an idle connection).
+      if (this.#asking !== null || this.#asks.length > 0) this.#dropAsks(new ConnectionClosedError());
       this.calls++;
       this.#socket.write(reply);
       this.#hooks.onCallDone(this);

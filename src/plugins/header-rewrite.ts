@@ -28,6 +28,7 @@
  * field is a conf error here, rather than a change that never happens.
  */
 import { definePlugin } from '../plugin.js';
+import { REWRITE_IGNORED_RESP_HEADERS } from '../protocol/constants.js';
 import { headerMap, headerNameList, parseObject, type HeaderSpec } from './conf-check.js';
 
 export interface HeaderRewriteConf {
@@ -38,18 +39,7 @@ export interface HeaderRewriteConf {
   readonly respRemove: readonly string[];
 }
 
-const RESP_HEADERS_IGNORED = new Set([
-  'connection',
-  'content-length',
-  'transfer-encoding',
-  'location',
-  'server',
-  'www-authenticate',
-  'content-encoding',
-  'content-type',
-  'content-location',
-  'content-language',
-]);
+const RESP_HEADERS_IGNORED = REWRITE_IGNORED_RESP_HEADERS;
 
 function checkRespNames(field: string, names: readonly string[]): void {
   for (const name of names) {

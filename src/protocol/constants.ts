@@ -34,3 +34,20 @@ export const HEADER_BYTES = 4;
 
 /** The largest payload the 3-byte length field can describe. Not 2 << 24 - 1 (the Go runner's bug). */
 export const MAX_PAYLOAD_BYTES = 2 ** 24 - 1;
+
+/**
+ * Response headers the gateway silently ignores in a Rewrite's `resp_headers` (init.lua:72-83,
+ * PROTOCOL §3.2 step 4). Stop headers and HTTPRespCall headers have no such list.
+ */
+export const REWRITE_IGNORED_RESP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'location',
+  'server',
+  'www-authenticate',
+  'content-encoding',
+  'content-type',
+  'content-location',
+  'content-language',
+]);

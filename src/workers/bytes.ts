@@ -46,6 +46,16 @@ export function bodyToSet(body: TextOrBytes, what: string): Buffer {
   return buffer;
 }
 
+/**
+ * The bytes in an ArrayBuffer of their own. Structured clone copies a view's whole ArrayBuffer, and
+ * wire values are views into 64 KiB socket reads or 8 KiB Buffer pool slabs.
+ */
+export function compact(bytes: Uint8Array): Uint8Array {
+  // A view of shared memory must be copied too: that memory is reused for the next batch.
+  const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !(bytes.buffer instanceof SharedArrayBuffer);
+  return own ? bytes : new Uint8Array(bytes);
+}
+
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && asBuffer(a).equals(b);
 }

@@ -1,7 +1,10 @@
 /** What a call shares in both phases: its id, ExtraInfo access with per-call caching, and abort. */
 import type { Plugin } from '../plugin.js';
 import type { ExtraInfoQuery } from '../protocol/messages.js';
-import { utf8 } from './bytes.js';
+import { compact, utf8 } from './bytes.js';
+
+/** Variables the call already has: answered by the gateway, or fetched before dispatch. */
+export type KnownVars = Array<[name: string, value: Uint8Array | null]>;
 
 /**
  * How a call asks the gateway for a variable or a body: one ExtraInfo round trip on the call's own
@@ -18,13 +21,25 @@ export abstract class CallBase {
   current: Plugin | null = null;
   /** Set once the call's result no longer matters (deadline, disconnect, shutdown). */
   abortReason: Error | null = null;
+  /** Time spent waiting for the gateway's ExtraInfo answers (excluded from CPU estimates). */
+  extraInfoWaitMs = 0;
+  /** Called once when the call is aborted (the pool uses it to stop waiting on a worker). */
+  abortHook: ((reason: Error) => void) | null = null;
   #port: ExtraInfoPort;
   #vars: Map<string, Promise<Uint8Array | null>> | null = null;
+  /** The answered subset of #vars, kept as values so the call can move to another thread. */
+  #known: Map<string, Uint8Array | null> | null = null;
   #controller: AbortController | null = null;
 
-  constructor(id: number, port: ExtraInfoPort) {
+  constructor(id: number, port: ExtraInfoPort, vars?: KnownVars) {
     this.id = id;
     this.#port = port;
+    if (vars !== undefined) this.importVars(vars);
+  }
+
+  /** Answered variables, compacted so a structured clone copies only their bytes. */
+  knownVars(): KnownVars {
+    return this.#known === null ? [] : [...this.#known].map(([name, value]) => [name, value && compact(value)]);
   }
 
   #finished = false;
@@ -33,7 +48,26 @@ export abstract class CallBase {
     if (this.abortReason !== null) return Promise.reject(this.abortReason);
     // A query after the reply would reach the gateway outside this call (or inside the next one).
     if (this.#finished) return Promise.reject(new Error('the call has already been answered: ExtraInfo is only available while the filter runs'));
-    return this.#port.query(query);
+    const asked = performance.now();
+    const waited = (): void => {
+      this.extraInfoWaitMs += performance.now() - asked;
+    };
+    const answer = this.#port.query(query);
+    answer.then(waited, waited);
+    return answer;
+  }
+
+  /** An ExtraInfo round trip on behalf of this call's filters running on a worker thread. */
+  queryGateway(query: ExtraInfoQuery): Promise<Uint8Array | null> {
+    return this.ask(query);
+  }
+
+  /** Take over the variables another thread learned. */
+  protected importVars(vars: KnownVars): void {
+    for (const [name, value] of vars) {
+      (this.#known ??= new Map()).set(name, value);
+      (this.#vars ??= new Map()).set(name, Promise.resolve(value));
+    }
   }
 
   /** The reply is being sent: no more gateway queries for this call. */
@@ -46,7 +80,10 @@ export abstract class CallBase {
     this.#vars ??= new Map();
     let pending = this.#vars.get(name);
     if (pending === undefined) {
-      pending = this.ask({ type: 'var', name });
+      pending = this.ask({ type: 'var', name }).then((value) => {
+        (this.#known ??= new Map()).set(name, value);
+        return value;
+      });
       this.#vars.set(name, pending);
     }
     return pending;
@@ -68,5 +105,8 @@ export abstract class CallBase {
     if (this.abortReason !== null) return;
     this.abortReason = reason;
     this.#controller?.abort(reason);
+    const hook = this.abortHook;
+    this.abortHook = null;
+    hook?.(reason);
   }
 }

@@ -4,7 +4,7 @@
  */
 import type { ArgsView, HeadersView, TextOrBytes } from '../plugin.js';
 import type { OutEntry, RawEntry } from '../protocol/messages.js';
-import { EMPTY, latin1, bytesEqual, toBytes, utf8 } from './bytes.js';
+import { EMPTY, bytesEqual, compact, latin1, toBytes, utf8 } from './bytes.js';
 
 /**
  * Index of raw entries by name; built on first lookup. A flag arg (`?z`, value absent) is kept as
@@ -218,20 +218,31 @@ export class RequestArgs implements ArgsView {
  * entry of a name and adds the later ones, and an absent value deletes; it must never see a delete
  * after a value of the same name (`add_header(name, nil)` raises in lua-resty-core).
  */
+/** One name's response header operation: its values (first sets, later add), or null for delete. */
+export type HeaderOp = { name: string; values: Uint8Array[] } | null;
+
 export class ResponseHeaderOps {
   /** Lower-cased name -> the name as given and its values, or null for delete. */
-  readonly ops = new Map<string, { name: string; values: Uint8Array[] } | null>();
+  readonly ops: Map<string, HeaderOp>;
+
+  constructor(initial?: ReadonlyArray<[string, HeaderOp]>) {
+    this.ops = new Map(initial?.map(([key, op]) => [key, op && { name: op.name, values: [...op.values] }]));
+  }
+
+  /** Set (`add` false) or add one value. */
+  put(name: string, value: Uint8Array, add: boolean): void {
+    const key = name.toLowerCase();
+    const op = add ? this.ops.get(key) : undefined;
+    if (op) op.values.push(value);
+    else this.ops.set(key, { name, values: [value] });
+  }
 
   set(name: string, value: TextOrBytes): void {
-    this.ops.set(name.toLowerCase(), { name, values: [toBytes(value, `response header "${name}"`)] });
+    this.put(name, toBytes(value, `response header "${name}"`), false);
   }
 
   add(name: string, value: TextOrBytes): void {
-    const key = name.toLowerCase();
-    const bytes = toBytes(value, `response header "${name}"`);
-    const op = this.ops.get(key);
-    if (op) op.values.push(bytes);
-    else this.ops.set(key, { name, values: [bytes] });
+    this.put(name, toBytes(value, `response header "${name}"`), true);
   }
 
   delete(name: string): void {
@@ -240,6 +251,11 @@ export class ResponseHeaderOps {
 
   get size(): number {
     return this.ops.size;
+  }
+
+  /** Plain data, values compacted, for another thread. */
+  export(): Array<[string, HeaderOp]> {
+    return [...this.ops].map(([key, op]) => [key, op && { name: op.name, values: op.values.map(compact) }]);
   }
 
   entries(): OutEntry[] | null {
@@ -259,6 +275,9 @@ interface ListEntry {
   value: Uint8Array;
 }
 
+/** The upstream header list as plain data, changes applied, for another thread. */
+export type HeaderListState = Array<[name: Uint8Array | string, value: Uint8Array]>;
+
 /** Hop-by-hop headers the gateway must not be handed back: it frames the response itself. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
 
@@ -273,6 +292,16 @@ export class ResponseHeaderList extends BytesHeadersView {
   constructor(load: () => RawEntry[] | null) {
     super();
     this.#load = load;
+  }
+
+  /** The list with its changes, values compacted. */
+  export(): HeaderListState {
+    return this.#entries().map((e) => [typeof e.name === 'string' ? e.name : compact(e.name), compact(e.value)]);
+  }
+
+  /** Continue from an exported list instead of the upstream's. */
+  restore(state: HeaderListState): void {
+    this.#list = state.map(([name, value]) => ({ name, key: (typeof name === 'string' ? name : latin1(name)).toLowerCase(), value }));
   }
 
   #entries(): ListEntry[] {

@@ -1,13 +1,14 @@
 /**
  * One HTTPReqCall as the plugins see it: the request (`PluginRequest`) and the actions on it
  * (`RequestActions`) on one object, turned into a Stop, a Rewrite diff or no action at the end.
+ * Its mutable state is plain data (`exportState`), so a chain can continue on another thread.
  */
 import type { HeadersInit, PluginRequest, RequestActions, TextOrBytes } from '../plugin.js';
 import { METHODS } from '../protocol/constants.js';
 import type { Action, HttpReqCallReq } from '../protocol/messages.js';
-import { EMPTY, bodyToSet, bytesEqual, formatIp, toBuffer, toBytes, utf8 } from './bytes.js';
-import { CallBase, type ExtraInfoPort } from './call-base.js';
-import { RequestArgs, RequestHeaders, ResponseHeaderOps } from './headers.js';
+import { EMPTY, bodyToSet, bytesEqual, compact, formatIp, toBuffer, toBytes, utf8 } from './bytes.js';
+import { CallBase, type ExtraInfoPort, type KnownVars } from './call-base.js';
+import { RequestArgs, RequestHeaders, ResponseHeaderOps, type HeaderOp } from './headers.js';
 
 export function checkStatus(status: number, what: string): void {
   if (!Number.isInteger(status) || (status !== 0 && (status < 100 || status > 599))) {
@@ -15,25 +16,41 @@ export function checkStatus(status: number, what: string): void {
   }
 }
 
-function applyHeadersInit(ops: ResponseHeaderOps, init: HeadersInit): void {
-  // Within one init the first entry of a name replaces, later ones add (the gateway's set-then-add).
+/** A Stop's own headers as set/add steps: within one init the first entry of a name sets, later ones add. */
+type StopHeader = [name: string, value: Uint8Array, add: boolean];
+
+function stopHeaders(init: HeadersInit): StopHeader[] {
+  if (init === null || typeof init !== 'object') throw new TypeError('stop() headers must be an object or [name, value] pairs');
   const seen = new Set<string>();
+  const out: StopHeader[] = [];
   const put = (name: string, value: TextOrBytes): void => {
+    if (typeof name !== 'string') throw new TypeError('stop() header names must be strings');
     const key = name.toLowerCase();
-    if (seen.has(key)) ops.add(name, value);
-    else {
-      seen.add(key);
-      ops.set(name, value);
-    }
+    out.push([name, toBytes(value, `stop() header "${name}"`), seen.has(key)]);
+    seen.add(key);
   };
   if (Symbol.iterator in init) {
     for (const [name, value] of init as Iterable<readonly [string, TextOrBytes]>) put(name, value);
-    return;
+  } else {
+    for (const [name, value] of Object.entries(init)) {
+      if (Array.isArray(value)) for (const v of value as TextOrBytes[]) put(name, v);
+      else put(name, value as TextOrBytes);
+    }
   }
-  for (const [name, value] of Object.entries(init)) {
-    if (Array.isArray(value)) for (const v of value as TextOrBytes[]) put(name, v);
-    else put(name, value as TextOrBytes);
-  }
+  return out;
+}
+
+/** Everything a request call has accumulated, as structured-cloneable data. */
+export interface RequestCallState {
+  vars: KnownVars;
+  /** The request body once asked for (null: the request has none); undefined while not asked. */
+  body: Uint8Array | null | undefined;
+  headers: Array<[string, Uint8Array | null]>;
+  args: Array<[string, Uint8Array[] | null]>;
+  respHeaders: Array<[string, HeaderOp]>;
+  path: Uint8Array | null;
+  newBody: Uint8Array | null;
+  stop: { status: number; headers: StopHeader[]; body: Uint8Array | null } | null;
 }
 
 export class RequestCall extends CallBase implements PluginRequest, RequestActions {
@@ -44,11 +61,13 @@ export class RequestCall extends CallBase implements PluginRequest, RequestActio
   #newPath: Uint8Array | null = null;
   #newBody: Buffer | null = null;
   #body: Promise<Buffer | null> | null = null;
-  #stop: { status: number; headers: HeadersInit | undefined; body: Uint8Array | null } | null = null;
+  #bodyValue: Buffer | null | undefined = undefined;
+  #stop: RequestCallState['stop'] = null;
 
-  constructor(req: HttpReqCallReq, port: ExtraInfoPort) {
+  constructor(req: HttpReqCallReq, port: ExtraInfoPort, state?: RequestCallState) {
     super(req.id, port);
     this.#req = req;
+    if (state !== undefined) this.importState(state);
   }
 
   // ---- PluginRequest ----
@@ -85,7 +104,7 @@ export class RequestCall extends CallBase implements PluginRequest, RequestActio
     // A copy: the caller's buffer (often one pre-encoded in parseConf and shared by every call)
     // must not be reachable for a later plugin to mutate.
     if (this.#newBody !== null) return Promise.resolve(Buffer.from(this.#newBody));
-    return (this.#body ??= this.ask({ type: 'reqBody' }).then((b) => (b === null ? null : toBuffer(b))));
+    return (this.#body ??= this.ask({ type: 'reqBody' }).then((b) => (this.#bodyValue = b === null ? null : toBuffer(b))));
   }
 
   async text(): Promise<string | null> {
@@ -101,10 +120,12 @@ export class RequestCall extends CallBase implements PluginRequest, RequestActio
 
   stop(status = 200, headers?: HeadersInit, body?: TextOrBytes): void {
     checkStatus(status, 'stop() status');
-    if (headers !== undefined && (headers === null || typeof headers !== 'object')) throw new TypeError('stop() headers must be an object or [name, value] pairs');
-    // Validate now, inside the filter, so a bad header fails the way the plugin's onError says.
-    if (headers !== undefined) applyHeadersInit(new ResponseHeaderOps(), headers);
-    this.#stop = { status, headers, body: body === undefined ? null : toBytes(body, 'stop() body') };
+    // Validated now, inside the filter, so a bad header fails the way the plugin's onError says.
+    this.#stop = {
+      status,
+      headers: headers === undefined ? [] : stopHeaders(headers),
+      body: body === undefined ? null : toBytes(body, 'stop() body'),
+    };
   }
 
   setPath(path: TextOrBytes): void {
@@ -155,17 +176,46 @@ export class RequestCall extends CallBase implements PluginRequest, RequestActio
       const { status, headers, body } = this.#stop;
       // Response headers set in the chain (before or after stop()) belong to the response this
       // Stop makes; stop()'s own headers win for the same name.
-      const ops = new ResponseHeaderOps();
-      if (this.#respHeaders) for (const [key, op] of this.#respHeaders.ops) ops.ops.set(key, op && { name: op.name, values: [...op.values] });
-      if (headers !== undefined) applyHeadersInit(ops, headers);
+      const ops = new ResponseHeaderOps(this.#respHeaders?.export());
+      for (const [name, value, add] of headers) ops.put(name, value, add);
       return { type: 'stop', status, headers: ops.entries(), body: body && body.byteLength > 0 ? body : null };
     }
-    const path = this.#newPath !== null && !(this.#req.path && bytesEqual(this.#newPath, this.#req.path)) ? this.#newPath : null;
+    const path = this.#newPath !== null && !(this.#req.path !== null && bytesEqual(this.#newPath, this.#req.path)) ? this.#newPath : null;
     const headers = this.#headers?.diff() ?? null;
     const args = this.#args?.diff() ?? null;
     const respHeaders = this.#respHeaders?.entries() ?? null;
     const body = this.#newBody;
     if (path === null && headers === null && args === null && respHeaders === null && body === null) return null;
     return { type: 'rewrite', path, headers, args, respHeaders, body };
+  }
+
+  /** The accumulated state, for the next segment of the chain on another thread. */
+  exportState(): RequestCallState {
+    const stop = this.#stop;
+    return {
+      vars: this.knownVars(),
+      body: this.#bodyValue === undefined || this.#bodyValue === null ? this.#bodyValue : compact(this.#bodyValue),
+      headers: this.#headers ? [...this.#headers.changes].map(([n, v]) => [n, v && compact(v)]) : [],
+      args: this.#args ? [...this.#args.changes].map(([n, v]) => [n, v && v.map(compact)]) : [],
+      respHeaders: this.#respHeaders?.export() ?? [],
+      path: this.#newPath && compact(this.#newPath),
+      newBody: this.#newBody && compact(this.#newBody),
+      stop: stop && { status: stop.status, headers: stop.headers.map(([n, v, a]) => [n, compact(v), a]), body: stop.body && compact(stop.body) },
+    };
+  }
+
+  /** Continue from the state another thread's segment of the chain left (it replaces this one's). */
+  importState(state: RequestCallState): void {
+    this.importVars(state.vars);
+    if (state.body !== undefined) {
+      this.#bodyValue = state.body === null ? null : toBuffer(state.body);
+      this.#body = Promise.resolve(this.#bodyValue);
+    }
+    for (const [name, value] of state.headers) this.headers.changes.set(name, value);
+    for (const [name, values] of state.args) this.args.changes.set(name, values);
+    this.#respHeaders = state.respHeaders.length > 0 ? new ResponseHeaderOps(state.respHeaders) : null;
+    this.#newPath = state.path;
+    this.#newBody = state.newBody && toBuffer(state.newBody);
+    this.#stop = state.stop;
   }
 }

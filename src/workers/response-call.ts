@@ -1,10 +1,21 @@
 /** One HTTPRespCall as the plugins see it: call context and upstream response on one object. */
 import type { ResponseCallRequest, TextOrBytes, UpstreamResponse } from '../plugin.js';
 import type { HttpRespCallReq, HttpRespCallResp } from '../protocol/messages.js';
-import { bodyToSet, toBuffer } from './bytes.js';
-import { CallBase, type ExtraInfoPort } from './call-base.js';
-import { ResponseHeaderList } from './headers.js';
+import { bodyToSet, compact, toBuffer } from './bytes.js';
+import { CallBase, type ExtraInfoPort, type KnownVars } from './call-base.js';
+import { ResponseHeaderList, type HeaderListState } from './headers.js';
 import { checkStatus } from './request-call.js';
+
+/** Everything a response call has accumulated, as structured-cloneable data. */
+export interface ResponseCallState {
+  vars: KnownVars;
+  /** The upstream body once read (null: empty); undefined while not read. */
+  body: Uint8Array | null | undefined;
+  status: number;
+  /** The header list with changes applied; null while untouched (the upstream's list applies). */
+  headers: HeaderListState | null;
+  newBody: Uint8Array | null;
+}
 
 export class ResponseCall extends CallBase implements ResponseCallRequest, UpstreamResponse {
   #req: HttpRespCallReq;
@@ -12,12 +23,30 @@ export class ResponseCall extends CallBase implements ResponseCallRequest, Upstr
   #headers: ResponseHeaderList;
   #newBody: Buffer | null = null;
   #body: Promise<Buffer | null> | null = null;
+  #bodyValue: Buffer | null | undefined = undefined;
+  #headersTouched = false;
 
-  constructor(req: HttpRespCallReq, port: ExtraInfoPort) {
+  constructor(req: HttpRespCallReq, port: ExtraInfoPort, state?: ResponseCallState) {
     super(req.id, port);
     this.#req = req;
     this.#status = req.status;
     this.#headers = new ResponseHeaderList(() => req.headers);
+    if (state !== undefined) this.importState(state);
+  }
+
+  /** Continue from the state another thread's segment of the chain left (it replaces this one's). */
+  importState(state: ResponseCallState): void {
+    this.importVars(state.vars);
+    this.#status = state.status;
+    if (state.headers !== null) {
+      this.#headers.restore(state.headers);
+      this.#headersTouched = true;
+    }
+    this.#newBody = state.newBody && toBuffer(state.newBody);
+    if (state.body !== undefined) {
+      this.#bodyValue = state.body === null ? null : toBuffer(state.body);
+      this.#body = Promise.resolve(this.#bodyValue);
+    }
   }
 
   get status(): number {
@@ -53,14 +82,17 @@ export class ResponseCall extends CallBase implements ResponseCallRequest, Upstr
 
   setHeader(name: string, value: TextOrBytes): void {
     this.#headers.set(name, value);
+    this.#headersTouched = true;
   }
 
   addHeader(name: string, value: TextOrBytes): void {
     this.#headers.add(name, value);
+    this.#headersTouched = true;
   }
 
   deleteHeader(name: string): void {
     this.#headers.delete(name);
+    this.#headersTouched = true;
   }
 
   setBody(body: TextOrBytes): void {
@@ -75,6 +107,16 @@ export class ResponseCall extends CallBase implements ResponseCallRequest, Upstr
       status: this.#status !== this.#req.status ? this.#status : 0,
       headers: this.#headers.replyEntries(body !== null),
       body,
+    };
+  }
+
+  exportState(): ResponseCallState {
+    return {
+      vars: this.knownVars(),
+      body: this.#bodyValue === undefined || this.#bodyValue === null ? this.#bodyValue : compact(this.#bodyValue),
+      status: this.#status,
+      headers: this.#headersTouched ? this.#headers.export() : null,
+      newBody: this.#newBody && compact(this.#newBody),
     };
   }
 }

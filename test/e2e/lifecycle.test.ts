@@ -1,0 +1,265 @@
+/**
+ * The process lifecycle the gateway expects (DECISIONS.md 9-11, PROTOCOL.md §4.5), through the real
+ * CLI as a child process: signals and draining, the socket path takeover on reload, socket mode,
+ * the startup line, exiting with the parent.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import { GatewaySimulator, routeConf } from '../support/gateway.js';
+import { canConnect, CLI_PATH, RunnerProcess, type RunnerProcessOptions } from '../support/runner-process.js';
+import { expectFailure, expectOk, FIXTURE_PLUGINS, until } from './harness.js';
+
+const PLUGINS = ['--plugins', FIXTURE_PLUGINS];
+/** The gateway SIGKILLs its runner 1 s after SIGTERM. */
+const GATEWAY_KILL_MS = 1000;
+
+async function startRunner(t: TestContext, options: RunnerProcessOptions = {}): Promise<RunnerProcess> {
+  const runner = await RunnerProcess.start({ ...options, args: [...PLUGINS, ...(options.args ?? [])] });
+  t.after(() => runner.cleanup());
+  return runner;
+}
+
+function gateway(t: TestContext, socketPath: string): GatewaySimulator {
+  const gw = new GatewaySimulator({ socketPath, readTimeoutMs: 5000 });
+  t.after(() => gw.close());
+  return gw;
+}
+
+const slowRoute = (delayMs: number) => routeConf(`route#slow#ext-plugin-pre-req#${delayMs}`, [['e2e-slow', { delayMs, announce: true }]]);
+const whoami = routeConf('route#who#ext-plugin-pre-req#1', [['e2e-whoami', '{}']]);
+
+async function whoAnswered(gw: GatewaySimulator): Promise<number> {
+  const result = expectOk(await gw.httpReqCall(whoami, {}));
+  return Number(result.clientResponse!.body!.toString());
+}
+
+describe('signals', () => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    test(`${signal} with a call in flight that finishes within --drain-ms: its real reply, exit 0 within 1 s`, async (t) => {
+      const runner = await startRunner(t);
+      const gw = gateway(t, runner.socketPath);
+      const pending = gw.httpReqCall(slowRoute(250), {});
+      await runner.waitForLog((l) => l.e2e === 'slow-start');
+      const stopping = runner.stop(signal);
+      const result = expectOk(await pending);
+      assert.equal(result.clientResponse?.body?.toString(), 'slow 250 ms done');
+      const stopped = await stopping;
+      assert.deepEqual([stopped.code, stopped.signal], [0, null], runner.stderrLines.join('\n'));
+      t.diagnostic(`exited ${Math.round(stopped.durationMs)} ms after ${signal}`);
+      assert.ok(stopped.durationMs < GATEWAY_KILL_MS, `exited ${Math.round(stopped.durationMs)} ms after ${signal}`);
+      const line = runner.logs().find((l) => String(l.msg).includes(`stopped (${signal})`));
+      assert.ok(line, 'the shutdown line');
+      assert.equal(line.level, 'warn');
+      assert.ok(!existsSync(runner.socketPath), 'its own socket file is removed');
+    });
+  }
+
+  test('SIGTERM with a call that outlasts --drain-ms: SERVICE_UNAVAILABLE at the end of the drain, exit 0 within 1 s', async (t) => {
+    const runner = await startRunner(t);
+    const gw = gateway(t, runner.socketPath);
+    const pending = gw.httpReqCall(slowRoute(5000), {});
+    await runner.waitForLog((l) => l.e2e === 'slow-start');
+    const signalledAt = performance.now();
+    const stopping = runner.stop('SIGTERM');
+    const result = expectFailure(await pending);
+    const answeredAfter = performance.now() - signalledAt;
+    assert.equal(result.error, 'service unavailable');
+    assert.ok(answeredAfter >= 700, `cut off after the 800 ms drain, not before (${Math.round(answeredAfter)} ms)`);
+    const stopped = await stopping;
+    assert.equal(stopped.code, 0, runner.stderrLines.join('\n'));
+    t.diagnostic(`answered after ${Math.round(answeredAfter)} ms, exited ${Math.round(stopped.durationMs)} ms after SIGTERM`);
+    assert.ok(stopped.durationMs < GATEWAY_KILL_MS, `exited ${Math.round(stopped.durationMs)} ms after SIGTERM`);
+  });
+
+  test('an idle runner (its connections closed) exits at once on SIGTERM', async (t) => {
+    const runner = await startRunner(t, { args: ['--log-level', 'debug'] });
+    const gw = gateway(t, runner.socketPath);
+    expectOk(await gw.httpReqCall(whoami, {}));
+    gw.close();
+    const count = (msg: string) => runner.logs().filter((l) => l.msg === msg).length;
+    await until(() => count('connection closed') === count('connection opened'), 2000, 'the runner to see every connection close');
+    const stopped = await runner.stop('SIGTERM');
+    assert.equal(stopped.code, 0);
+    assert.ok(stopped.durationMs < 400, `exited ${Math.round(stopped.durationMs)} ms after SIGTERM`);
+  });
+
+  test('a SIGTERM as soon as the socket exists is a clean shutdown (exit 0, socket removed), not a kill', async (t) => {
+    // A gateway reload can come at any moment after the runner starts serving. Signalled the moment
+    // the socket file appears (fs.watch on its directory), so the runner is at the end of its startup.
+    for (let i = 0; i < 3; i++) {
+      const dir = mkdtempSync(join(tmpdir(), 'anr-e2e-'));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      const socketPath = join(dir, 'runner.sock');
+      const watcher = watch(dir);
+      const appeared = new Promise<void>((resolve) => watcher.on('change', (_event, file) => file === 'runner.sock' && resolve()));
+      const runner = await startRunner(t, { socketPath, ready: 'none' });
+      await appeared;
+      watcher.close();
+      const stopped = await runner.stop('SIGTERM');
+      assert.deepEqual(
+        [stopped.code, stopped.signal],
+        [0, null],
+        `try ${i + 1}: ended by the default SIGTERM action (no handler installed yet); socket file left behind: ${existsSync(socketPath)}`,
+      );
+      assert.ok(!existsSync(socketPath));
+    }
+  });
+});
+
+describe('socket path', () => {
+  test('a second runner on the same path: old connections stay on the old one, new ones go to the new one; the old one leaves the new socket alone', async (t) => {
+    const first = await startRunner(t, { args: ['--drain-ms', '200'] });
+    const oldGateway = gateway(t, first.socketPath);
+    assert.equal(await whoAnswered(oldGateway), first.pid);
+
+    const second = await startRunner(t, { socketPath: first.socketPath });
+    const inode = statSync(second.socketPath).ino;
+    // The old gateway worker's pooled connection still reaches the first runner.
+    assert.equal(await whoAnswered(oldGateway), first.pid);
+    assert.equal(await whoAnswered(gateway(t, first.socketPath)), second.pid);
+
+    const stopped = await first.stop('SIGTERM');
+    assert.equal(stopped.code, 0);
+    assert.ok(existsSync(second.socketPath), 'the exiting runner did not delete the new socket (apache/apisix#11347)');
+    assert.equal(statSync(second.socketPath).ino, inode);
+    assert.equal(await whoAnswered(gateway(t, second.socketPath)), second.pid);
+    rmSync(first.dir, { recursive: true, force: true });
+  });
+
+  test('a stale regular file, and a dead runner\'s socket, at the path are taken over', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'anr-e2e-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'runner.sock');
+    writeFileSync(path, 'stale');
+    const runner = await startRunner(t, { socketPath: path });
+    assert.ok(statSync(path).isSocket());
+    expectOk(await gateway(t, path).httpReqCall(whoami, {}));
+
+    // SIGKILL leaves the socket file behind, refusing connections.
+    await runner.kill();
+    assert.ok(existsSync(path));
+    assert.equal(await canConnect(path), false);
+    const next = await startRunner(t, { socketPath: path });
+    assert.equal(await whoAnswered(gateway(t, path)), next.pid);
+  });
+
+  test('socket mode 0766 by default, --socket-mode 0700 when asked', async (t) => {
+    const [byDefault, strict] = await Promise.all([startRunner(t), startRunner(t, { args: ['--socket-mode', '0700'] })]);
+    assert.equal(statSync(byDefault.socketPath).mode & 0o777, 0o766);
+    assert.equal(statSync(strict.socketPath).mode & 0o777, 0o700);
+    expectOk(await gateway(t, strict.socketPath).httpReqCall(whoami, {}));
+  });
+
+  test('the startup line (warn) names the socket path and where it came from', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'anr-e2e-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const [fromEnv, fromFlag, fromApi7] = await Promise.all([
+      startRunner(t, { env: { APISIX_CONF_EXPIRE_TIME: '1800' } }),
+      startRunner(t, { listenVia: 'flag' }),
+      startRunner(t, { listenVia: 'none', socketPath: join(dir, 'api7.sock'), env: { API7_LISTEN_ADDRESS: `unix:${join(dir, 'api7.sock')}` } }),
+    ]);
+    const cases: Array<[RunnerProcess, string]> = [
+      [fromEnv, 'APISIX_LISTEN_ADDRESS'],
+      [fromFlag, '--listen'],
+      [fromApi7, 'API7_LISTEN_ADDRESS'],
+    ];
+    for (const [runner, source] of cases) {
+      const line = runner.logs().find((l) => l.socketPath === runner.socketPath);
+      assert.ok(line, `startup line of the ${source} runner`);
+      assert.equal(line.level, 'warn');
+      assert.equal(line.listenSource, source);
+      assert.ok(String(line.msg).includes(`unix:${runner.socketPath}`), String(line.msg));
+      assert.ok(String(line.msg).includes(source), String(line.msg));
+    }
+    const envLine = fromEnv.logs().find((l) => l.socketPath === fromEnv.socketPath)!;
+    assert.equal(envLine.confExpireSeconds, 1800);
+    assert.equal(envLine.confExpireSource, 'APISIX_CONF_EXPIRE_TIME');
+    // Started by hand (--listen): the config snippet for the gateway goes to stdout.
+    await until(() => fromFlag.stdout.includes('path_for_test'), 2000, 'the gateway config snippet');
+    assert.ok(fromFlag.stdout.includes(fromFlag.socketPath));
+  });
+});
+
+describe('parent process', () => {
+  /**
+   * Starts an intermediate node process that spawns the runner (sharing its stdout/stderr pipes) and
+   * prints the runner's pid. Resolves once the runner serves.
+   */
+  async function spawnViaParent(t: TestContext, extraArgs: string[]) {
+    const dir = mkdtempSync(join(tmpdir(), 'anr-e2e-'));
+    const socketPath = join(dir, 'runner.sock');
+    const script = [
+      "const { spawn } = require('node:child_process');",
+      "const child = spawn(process.execPath, process.argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });",
+      "process.stdout.write(String(child.pid) + '\\n');",
+      'setInterval(() => {}, 60000);',
+    ].join('\n');
+    const parent = spawn(process.execPath, ['-e', script, CLI_PATH, 'run', ...PLUGINS, ...extraArgs], {
+      env: { PATH: process.env.PATH ?? '', APISIX_LISTEN_ADDRESS: `unix:${socketPath}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    parent.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    parent.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    // 'close': every holder of the pipes is gone, i.e. the runner has exited too.
+    const pipesClosed = new Promise<void>((resolve) => parent.once('close', () => resolve()));
+    let runnerPid = 0;
+    t.after(async () => {
+      parent.kill('SIGKILL');
+      if (runnerPid > 0 && isAlive(runnerPid)) process.kill(runnerPid, 'SIGKILL');
+      await pipesClosed;
+      rmSync(dir, { recursive: true, force: true });
+    });
+    await until(() => stdout.includes('\n'), 10_000, 'the runner pid');
+    runnerPid = Number(stdout.trim());
+    await until(() => stderr.includes('listening on'), 10_000, 'the runner startup line');
+    await until(() => existsSync(socketPath), 2000, 'the socket');
+    assert.ok(await canConnect(socketPath));
+    return { parent, runnerPid, socketPath, pipesClosed, stderr: () => stderr };
+  }
+
+  test('the runner exits by itself when its parent dies (and stays with --no-exit-with-parent)', async (t) => {
+    const [bound, free] = await Promise.all([spawnViaParent(t, []), spawnViaParent(t, ['--no-exit-with-parent'])]);
+    const killedAt = performance.now();
+    bound.parent.kill('SIGKILL');
+    free.parent.kill('SIGKILL');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      bound.pipesClosed,
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the runner outlived its parent by 3 s')), 3000))),
+    ]);
+    clearTimeout(timer);
+    const exitedAfter = performance.now() - killedAt;
+    assert.ok(!isAlive(bound.runnerPid), 'the runner process is gone');
+    assert.match(bound.stderr(), /stopped \(parent-exit\)/);
+    assert.ok(!existsSync(bound.socketPath), 'and removed its socket');
+    assert.ok(exitedAfter < 2000, `exited ${Math.round(exitedAfter)} ms after its parent`);
+
+    // The --no-exit-with-parent runner is still serving well past the same point.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.ok(isAlive(free.runnerPid));
+    assert.ok(await canConnect(free.socketPath));
+    process.kill(free.runnerPid, 'SIGTERM');
+    await free.pipesClosed;
+  });
+});
+
+/** Whether `pid` is a live process (a zombie waiting for its new parent to reap it counts as gone). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
