@@ -12,6 +12,7 @@ import { RpcType } from '../src/protocol/constants.js';
 import { CallHandler, type CallChannel } from '../src/workers/call-handler.js';
 import { ConfCache } from '../src/workers/conf-cache.js';
 import { Deadlines } from '../src/workers/deadlines.js';
+import { PlacementTable } from '../src/workers/placement.js';
 import { PluginRegistry } from '../src/workers/plugin-registry.js';
 
 const CALLS = Number(process.argv[2] ?? 300_000);
@@ -47,7 +48,10 @@ const registry = new PluginRegistry();
 registry.add(builtinPlugins, 'builtin');
 const cache = new ConfCache({ ttlMs: 3_600_000, maxTokens: 1000 });
 const deadlines = new Deadlines(56_000);
-const handler = new CallHandler({ registry, cache, deadlines, skipUnknownPlugins: false, logger: pino({ level: 'silent' }) });
+const logger = pino({ level: 'silent' });
+// No pool: this measures the inline path, where light plugins run.
+const placement = new PlacementTable({ pool: false, logger });
+const handler = new CallHandler({ plugins: { registry, placement, pool: null, generation: 0 }, cache, deadlines, skipUnknownPlugins: false, logger });
 const channel: CallChannel = {
   ask: () => Promise.reject(new Error('no ExtraInfo in this benchmark')),
   onAbort: null,

@@ -106,10 +106,12 @@ function logStartup(logger: Logger, options: RunnerOptions, runner: Runner, vers
       socketMode: mode,
       confExpireSeconds: options.confExpireSeconds,
       confExpireSource: options.confExpireSource,
+      threads: options.threads,
       plugins: runner.pluginNames,
     },
     `${NAME} ${version} (pid ${process.pid}) listening on unix:${runner.socketPath} (from ${options.listenSource}), ` +
-      `mode ${mode}, conf expire ${options.confExpireSeconds} s (from ${options.confExpireSource}), ${plugins}`,
+      `mode ${mode}, conf expire ${options.confExpireSeconds} s (from ${options.confExpireSource}), ` +
+      `${options.threads} worker threads, ${plugins}`,
   );
 }
 
@@ -148,6 +150,10 @@ class Lifecycle {
 
   constructor() {
     process.on('SIGTERM', () => this.#onSignal('SIGTERM'));
+    // SIGHUP reloads the plugin modules (the runner logs the outcome; a failed reload keeps the old ones).
+    process.on('SIGHUP', () => {
+      if (this.#started !== null && !this.#stopping) this.#started.runner.reload().catch(() => {});
+    });
     process.on('SIGINT', () => {
       if (this.#stopping && this.#started !== null) {
         this.#started.logger.warn('second SIGINT: exiting without finishing the drain');

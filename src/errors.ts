@@ -89,6 +89,20 @@ export class PluginLoadError extends RunnerError {
   }
 }
 
+/** The worker pool already holds `--max-queue` calls: the call is shed at once (DECISIONS 2). */
+export class OverloadedError extends RunnerError {
+  constructor(readonly maxQueue: number) {
+    super('ANR_ERR_OVERLOADED', `the worker pool already holds ${maxQueue} calls (--max-queue)`);
+  }
+}
+
+/** A worker thread crashed, exited or was replaced while running the call. */
+export class WorkerFailedError extends RunnerError {
+  constructor(message: string) {
+    super('ANR_ERR_WORKER_FAILED', message);
+  }
+}
+
 /** The runner is shutting down and will not finish this call. Answered SERVICE_UNAVAILABLE. */
 export class ShuttingDownError extends RunnerError {
   constructor() {

@@ -4,6 +4,7 @@
  * (`ANR_ERR_INVALID_OPTION`) with a one-line message naming the option, what it expects and the value
  * received; the CLI prints it and exits 2.
  */
+import { availableParallelism } from 'node:os';
 import { statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,6 +32,11 @@ export const MAX_CONF_EXPIRE_SECONDS = 1_000_000;
 /** Conf tokens are uint32 on the wire; more live tokens than that cannot exist. */
 export const MAX_MAX_TOKENS = 2 ** 32 - 1;
 export const MAX_DRAIN_MS = 60_000;
+/** Worker threads by default: one per core (the main thread mostly waits on the socket). */
+export const DEFAULT_THREADS = availableParallelism();
+export const MAX_THREADS = 256;
+export const DEFAULT_MAX_QUEUE = 4096;
+export const MAX_MAX_QUEUE = 1_000_000;
 export const MAX_CALL_TIMEOUT_MS = 3_600_000;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -58,6 +64,10 @@ export interface RunnerOptions {
   readonly skipUnknownPlugins: boolean;
   /** How long open calls may finish after SIGTERM, in milliseconds. Default 800. */
   readonly drainMs: number;
+  /** Worker threads for plugins placed on the pool; 0 runs every plugin on the main thread. Default: cores. */
+  readonly threads: number;
+  /** Calls waiting for or running on the pool before new ones are shed. Default 4096. */
+  readonly maxQueue: number;
   /** Deadline of one call through its plugin chain, in milliseconds. Default 56000. */
   readonly callTimeoutMs: number;
   /** Exit when the parent process (the gateway's privileged agent) goes away. Default true. */
@@ -94,6 +104,10 @@ Options of "run":
                              answering every call of that conf with 503. default: off
   --drain-ms N               On SIGTERM/SIGINT, let open calls finish for N ms (0-${MAX_DRAIN_MS}); the
                              gateway sends SIGKILL 1 s after SIGTERM. default: ${DEFAULT_DRAIN_MS}
+  --threads N                Worker threads for plugins that run on the pool (0-${MAX_THREADS}); 0 runs
+                             every plugin on the main thread. default: the number of cores (${DEFAULT_THREADS})
+  --max-queue N              Calls waiting for or running on the pool before new ones are shed
+                             (answered as a failure of their chain). default: ${DEFAULT_MAX_QUEUE}
   --call-timeout-ms N        Deadline of one call, 1-${MAX_CALL_TIMEOUT_MS} ms. default: ${DEFAULT_CALL_TIMEOUT_MS}
                              (under the gateway's 60 s read timeout)
   --no-exit-with-parent      Keep running when the parent process exits (for a runner started by
@@ -115,6 +129,8 @@ const FLAGS = {
   plugins: { type: 'string', multiple: true },
   'skip-unknown-plugins': { type: 'boolean' },
   'drain-ms': { type: 'string' },
+  threads: { type: 'string' },
+  'max-queue': { type: 'string' },
   'call-timeout-ms': { type: 'string' },
   'exit-with-parent': { type: 'boolean' },
   'no-exit-with-parent': { type: 'boolean' },
@@ -163,6 +179,8 @@ export function resolveOptions(
     pluginPaths: Object.freeze(resolvePluginPaths(flags.plugins)),
     skipUnknownPlugins: flags.skipUnknownPlugins,
     drainMs: optionalInteger(flags, 'drain-ms', DEFAULT_DRAIN_MS, 0, MAX_DRAIN_MS, 'an integer number of milliseconds'),
+    threads: optionalInteger(flags, 'threads', DEFAULT_THREADS, 0, MAX_THREADS, 'an integer number of threads'),
+    maxQueue: optionalInteger(flags, 'max-queue', DEFAULT_MAX_QUEUE, 1, MAX_MAX_QUEUE, 'a positive integer'),
     callTimeoutMs: optionalInteger(
       flags,
       'call-timeout-ms',

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { InvalidOptionError } from '../src/errors.js';
@@ -54,6 +54,8 @@ describe('resolveOptions defaults', () => {
         pluginPaths: [],
         skipUnknownPlugins: false,
         drainMs: 800,
+        threads: availableParallelism(),
+        maxQueue: 4096,
         callTimeoutMs: 56_000,
         exitWithParent: true,
         logLevel: 'warn',
@@ -65,6 +67,16 @@ describe('resolveOptions defaults', () => {
     assert.equal(DEFAULT_MAX_TOKENS, 100_000);
     assert.equal(DEFAULT_DRAIN_MS, 800);
     assert.equal(DEFAULT_CALL_TIMEOUT_MS, 56_000);
+  });
+
+  test('--threads 0..256 (0 disables the pool) and --max-queue 1..1000000, with messages naming the flag', () => {
+    assert.equal(resolveOptions(['--threads', '0'], {}).threads, 0);
+    assert.equal(resolveOptions(['--threads', '8'], {}).threads, 8);
+    assert.equal(resolveOptions(['--max-queue', '10'], {}).maxQueue, 10);
+    assert.throws(() => resolveOptions(['--threads', '257'], {}), /--threads .*"257"/);
+    assert.throws(() => resolveOptions(['--threads', '-1'], {}), /--threads/);
+    assert.throws(() => resolveOptions(['--max-queue', '0'], {}), /--max-queue .*"0"/);
+    assert.throws(() => resolveOptions(['--max-queue', 'lots'], {}), /--max-queue .*"lots"/);
   });
 
   test('the options object and its plugin list are frozen', () => {

@@ -17,8 +17,7 @@
  *
  * The limit is per runner process: the bucket lives on the parsed conf object, one per route conf
  * (a route's conf that is prepared again, e.g. after its token expired, starts a full bucket).
- * When the worker pool lands this plugin will declare `placement: 'inline'` (DECISIONS 15), since a
- * bucket per worker thread would multiply the limit.
+ * It declares `placement: 'inline'` (DECISIONS 15): a bucket per worker thread would multiply the limit.
  */
 import { definePlugin, type Plugin } from '../plugin.js';
 import { parseObject, show } from './conf-check.js';
@@ -39,6 +38,7 @@ export interface LimitReqOptions {
 export function createLimitReq({ now = () => performance.now() }: LimitReqOptions = {}): Plugin<LimitReqConf> {
   return definePlugin<LimitReqConf>({
     name: 'limit-req',
+    placement: 'inline',
     parseConf(value) {
       const raw = parseObject(value, ['burst', 'rate']);
       const { rate, burst } = raw;

@@ -37,6 +37,10 @@ export abstract class CallBase {
     if (vars !== undefined) this.importVars(vars);
   }
 
+  protected get knowsVars(): boolean {
+    return this.#known !== null && this.#known.size > 0;
+  }
+
   /** Answered variables, compacted so a structured clone copies only their bytes. */
   knownVars(): KnownVars {
     return this.#known === null ? [] : [...this.#known].map(([name, value]) => [name, value && compact(value)]);

@@ -1,7 +1,8 @@
 /**
  * Turns one request frame into one reply frame: decode, find the conf, run the chain, encode.
- * Synchronous chains return the reply frame directly (no promise on the hot path); a chain that
- * awaits is raced against its deadline and against the connection closing.
+ * A chain whose plugins all run inline and return synchronously produces the reply frame directly
+ * (no promise on the hot path). Otherwise the chain runs segment by segment, on the main thread or
+ * on the worker pool, raced against its deadline and against the connection closing.
  */
 import type { Logger } from 'pino';
 import {
@@ -9,8 +10,10 @@ import {
   ConfTokenNotFoundError,
   FrameTooLargeError,
   MalformedPayloadError,
+  OverloadedError,
   PluginFailedError,
   UnexpectedRpcTypeError,
+  WorkerFailedError,
   describe,
   wireErrCode,
 } from '../errors.js';
@@ -29,10 +32,13 @@ import { ErrCode, RpcType } from '../protocol/constants.js';
 import type { ExtraInfoQuery } from '../protocol/messages.js';
 import { utf8 } from './bytes.js';
 import type { CallBase, ExtraInfoPort } from './call-base.js';
-import { runRequestChain, runResponseChain, type Phase, type PreparedPlugin } from './chain.js';
-import type { ConfCache, ConfEntry, ConfSource } from './conf-cache.js';
+import { runRequestChain, runResponseChain, type FilterMeter, type Phase, type PreparedPlugin } from './chain.js';
+import type { ChainPlan, ConfCache, ConfEntry, ConfSource } from './conf-cache.js';
 import type { Deadlines } from './deadlines.js';
+import type { PlacementTable } from './placement.js';
 import type { PluginRegistry } from './plugin-registry.js';
+import { PHASE_REQUEST, PHASE_RESPONSE, type CallOutcome, type CallState } from './pool-messages.js';
+import type { WorkerPool } from './pool.js';
 import { RequestCall } from './request-call.js';
 import { ResponseCall } from './response-call.js';
 
@@ -44,8 +50,17 @@ export interface CallChannel {
   onAbort: ((reason: Error) => void) | null;
 }
 
-export interface CallHandlerOptions {
+/** The plugins a handler runs: swapped as a whole on reload. */
+export interface PluginSet {
   registry: PluginRegistry;
+  placement: PlacementTable;
+  pool: WorkerPool | null;
+  /** Bumped by every reload; conf entries built from an older one are rebuilt on next use. */
+  generation: number;
+}
+
+export interface CallHandlerOptions {
+  plugins: PluginSet;
   cache: ConfCache;
   deadlines: Deadlines;
   skipUnknownPlugins: boolean;
@@ -58,6 +73,23 @@ const PHASE_GATEWAY_PLUGIN: Record<Phase, string> = {
 };
 
 const TEXT_PLAIN = [{ name: 'Content-Type', value: 'text/plain; charset=utf-8' }] as const;
+const TEXT_PLAIN_INIT = { 'Content-Type': 'text/plain; charset=utf-8' };
+const OVERLOADED_BODY = 'the plugin runner is overloaded\n';
+
+/** A call that can cross to the pool: its state travels as `S`. */
+type SegmentCall<S extends CallState> = CallBase & { readonly pristine: boolean; exportState(): S; importState(state: S): void };
+
+/** What differs between the request and the response phase when a chain runs in segments. */
+interface PhaseOps {
+  phase: typeof PHASE_REQUEST | typeof PHASE_RESPONSE;
+  chain: readonly PreparedPlugin[];
+  runInline(from: number, to: number, meter: FilterMeter | undefined): void | Promise<void>;
+  body(): Promise<unknown>;
+  /** The chain is over early (a Stop). */
+  ended(): boolean;
+  /** Answer as a denied chain when the pool sheds the call. */
+  shed(): void;
+}
 
 /** Logs a recurring problem at most once a second per key, with the count of what it held back. */
 class LogThrottle {
@@ -78,7 +110,7 @@ class LogThrottle {
 }
 
 export class CallHandler {
-  readonly #registry: PluginRegistry;
+  #plugins: PluginSet;
   readonly #cache: ConfCache;
   readonly #deadlines: Deadlines;
   readonly #skipUnknown: boolean;
@@ -87,7 +119,7 @@ export class CallHandler {
   readonly #errFrames: Record<ErrCode, Buffer>;
 
   constructor(options: CallHandlerOptions) {
-    this.#registry = options.registry;
+    this.#plugins = options.plugins;
     this.#cache = options.cache;
     this.#deadlines = options.deadlines;
     this.#skipUnknown = options.skipUnknownPlugins;
@@ -97,6 +129,15 @@ export class CallHandler {
       [ErrCode.ServiceUnavailable]: encodeErrResp(ErrCode.ServiceUnavailable),
       [ErrCode.ConfTokenNotFound]: encodeErrResp(ErrCode.ConfTokenNotFound),
     };
+  }
+
+  get plugins(): PluginSet {
+    return this.#plugins;
+  }
+
+  /** Serve new calls with another plugin set (reload); calls already running finish with theirs. */
+  swapPlugins(plugins: PluginSet): void {
+    this.#plugins = plugins;
   }
 
   /** The error reply for a failure (see `wireErrCode`). Frames are immutable and shared. */
@@ -143,11 +184,12 @@ export class CallHandler {
   }
 
   /** Resolve names and parse values once. Any problem fails the whole conf closed (DECISIONS 1). */
-  #build(source: readonly ConfSource[]): Pick<ConfEntry, 'denial' | 'requestChain' | 'responseChain' | 'missingIn'> {
+  #build(source: readonly ConfSource[]): Pick<ConfEntry, 'denial' | 'requestChain' | 'responseChain' | 'missingIn' | 'generation'> {
+    const { registry, generation } = this.#plugins;
     const chain: PreparedPlugin[] = [];
     let denial: string | null = null;
     for (const { name, value } of source) {
-      const plugin = this.#registry.get(name);
+      const plugin = registry.get(name);
       if (plugin === undefined) {
         if (this.#skipUnknown) {
           this.#log.warn({ plugin: name }, `plugin "${name}" is not loaded: skipped (--skip-unknown-plugins)`);
@@ -162,7 +204,7 @@ export class CallHandler {
         denial ??= `plugin "${name}" rejected its conf: ${describe(err)}`;
       }
     }
-    if (denial !== null) return { denial, requestChain: [], responseChain: [], missingIn: { request: [], response: [] } };
+    if (denial !== null) return { denial, requestChain: [], responseChain: [], missingIn: { request: [], response: [] }, generation };
     return {
       denial: null,
       requestChain: chain.filter((p) => p.plugin.requestFilter !== null),
@@ -171,12 +213,18 @@ export class CallHandler {
         request: chain.filter((p) => p.plugin.requestFilter === null).map((p) => p.plugin.name),
         response: chain.filter((p) => p.plugin.responseFilter === null).map((p) => p.plugin.name),
       },
+      generation,
     };
   }
 
   #entry(token: number, phase: Phase): ConfEntry {
     const entry = this.#cache.get(token);
     if (entry === undefined) throw new ConfTokenNotFoundError(token);
+    if (entry.generation !== this.#plugins.generation) {
+      // Reloaded plugins: parse this conf again with the new modules (the token stays valid).
+      Object.assign(entry, this.#build(entry.source), { plans: null });
+      if (entry.denial !== null) this.#log.error({ token }, `conf denied after reload: ${entry.denial}`);
+    }
     if (!entry.warned[phase] && entry.missingIn[phase].length > 0) {
       entry.warned[phase] = true;
       this.#log.warn(
@@ -187,24 +235,113 @@ export class CallHandler {
     return entry;
   }
 
+  #plan(entry: ConfEntry, phase: Phase): ChainPlan {
+    const { placement } = this.#plugins;
+    if (entry.plans === null || entry.plans.version !== placement.version) {
+      const plan = (chain: readonly PreparedPlugin[]): ChainPlan => {
+        const segments = placement.segments(chain);
+        return {
+          segments,
+          inline: segments.every((s) => s.where === 'inline'),
+          metered: chain.some((p) => p.plugin.placement === 'auto' && placement.where(p.plugin) === 'inline'),
+          denies: chain.some((p) => p.plugin.onError === 'deny'),
+        };
+      };
+      entry.plans = { version: placement.version, request: plan(entry.requestChain), response: plan(entry.responseChain) };
+    }
+    return entry.plans[phase];
+  }
+
   // ---- HTTPReqCall ----
 
   #httpReqCall(payload: Buffer, channel: CallChannel): Buffer | Promise<Buffer> {
     const req = readHttpReqCallReq(payload);
     const entry = this.#entry(req.confToken, 'request');
     if (entry.denial !== null) return this.#deny(req.id, entry.denial);
+    const plan = this.#plan(entry, 'request');
     const call = new RequestCall(req, portFor(channel));
-    let pending: void | Promise<void>;
-    try {
-      pending = runRequestChain(entry.requestChain, call);
-    } catch (err) {
-      return this.#failed(err, call);
+    if (plan.inline) {
+      let pending: void | Promise<void>;
+      try {
+        pending = runRequestChain(entry.requestChain, call, 0, entry.requestChain.length, plan.metered ? this.#plugins.placement.meter : undefined);
+      } catch (err) {
+        return this.#failed(err, call);
+      }
+      if (pending === undefined) return this.#encodeReq(call);
+      return this.#settle(pending, call, channel).then(
+        () => this.#encodeReq(call),
+        (err: unknown) => this.#failed(err, call),
+      );
     }
-    if (pending === undefined) return this.#encodeReq(call);
-    return this.#settle(pending, call, channel).then(
-      () => this.#encodeReq(call),
+    return this.#settle(this.#runRequestSegments(payload, entry, plan, call), call, channel).then(
+      (frame) => frame ?? this.#encodeReq(call),
       (err: unknown) => this.#failed(err, call),
     );
+  }
+
+  /** A chain with pool segments: returns the worker's reply frame, or null to encode here. */
+  #runRequestSegments(payload: Buffer, entry: ConfEntry, plan: ChainPlan, call: RequestCall): Promise<Buffer | null> {
+    return this.#runSegments(payload, entry, plan, call, {
+      phase: PHASE_REQUEST,
+      chain: entry.requestChain,
+      runInline: (from, to, meter) => runRequestChain(entry.requestChain, call, from, to, meter),
+      body: () => call.body(),
+      ended: () => call.stopped,
+      shed: () => call.stop(503, TEXT_PLAIN_INIT, OVERLOADED_BODY),
+    });
+  }
+
+  #runResponseSegments(payload: Buffer, entry: ConfEntry, plan: ChainPlan, call: ResponseCall): Promise<Buffer | null> {
+    return this.#runSegments(payload, entry, plan, call, {
+      phase: PHASE_RESPONSE,
+      chain: entry.responseChain,
+      runInline: (from, to, meter) => runResponseChain(entry.responseChain, call, from, to, meter),
+      body: () => call.readBody(),
+      ended: () => false,
+      shed: () => {
+        call.setStatus(503);
+        call.setHeader('Content-Type', TEXT_PLAIN_INIT['Content-Type']);
+        call.setBody(OVERLOADED_BODY);
+      },
+    });
+  }
+
+  async #runSegments<S extends CallState>(payload: Buffer, entry: ConfEntry, plan: ChainPlan, call: SegmentCall<S>, phase: PhaseOps): Promise<Buffer | null> {
+    const { placement, pool } = this.#plugins;
+    const meter = plan.metered ? placement.meter : undefined;
+    for (const segment of plan.segments) {
+      if (phase.ended() || call.abortReason !== null) break;
+      if (segment.where === 'inline' || pool === null) {
+        await phase.runInline(segment.from, segment.to, meter);
+        continue;
+      }
+      await prefetch(call, phase.chain, segment.from, segment.to, phase.body);
+      onTheirWay(call, phase.chain, segment.from, segment.to);
+      let outcome: CallOutcome;
+      try {
+        outcome = await pool.run(call, {
+          phase: phase.phase,
+          payload,
+          token: entry.token,
+          fingerprint: entry.fingerprint,
+          source: entry.source,
+          from: segment.from,
+          to: segment.to,
+          last: segment.to === phase.chain.length,
+          state: call.pristine ? null : call.exportState(),
+        });
+      } catch (err) {
+        if (!(err instanceof OverloadedError)) throw err;
+        this.#warnThrottled('overloaded', {}, `${err.message}: calls are shed`);
+        // Shed as the chain's own failure would be answered (DECISIONS 2).
+        if (!plan.denies) throw err;
+        phase.shed();
+        return null;
+      }
+      const frame = applyOutcome(outcome, call);
+      if (frame !== null) return frame;
+    }
+    return null;
   }
 
   #encodeReq(call: RequestCall): Buffer {
@@ -235,16 +372,23 @@ export class CallHandler {
     // The upstream already answered, but its response can still be replaced: deny with a 503 the
     // route's allow_degradation cannot bypass.
     if (entry.denial !== null) return this.#denyResponse(req.id, entry.denial);
+    const plan = this.#plan(entry, 'response');
     const call = new ResponseCall(req, portFor(channel));
-    let pending: void | Promise<void>;
-    try {
-      pending = runResponseChain(entry.responseChain, call);
-    } catch (err) {
-      return this.#failed(err, call);
+    if (plan.inline) {
+      let pending: void | Promise<void>;
+      try {
+        pending = runResponseChain(entry.responseChain, call, 0, entry.responseChain.length, plan.metered ? this.#plugins.placement.meter : undefined);
+      } catch (err) {
+        return this.#failed(err, call);
+      }
+      if (pending === undefined) return this.#encodeResp(call);
+      return this.#settle(pending, call, channel).then(
+        () => this.#encodeResp(call),
+        (err: unknown) => this.#failed(err, call),
+      );
     }
-    if (pending === undefined) return this.#encodeResp(call);
-    return this.#settle(pending, call, channel).then(
-      () => this.#encodeResp(call),
+    return this.#settle(this.#runResponseSegments(payload, entry, plan, call), call, channel).then(
+      (frame) => frame ?? this.#encodeResp(call),
       (err: unknown) => this.#failed(err, call),
     );
   }
@@ -261,8 +405,8 @@ export class CallHandler {
   // ---- shared ----
 
   /** Wait for an async chain, bounded by the call deadline and by the connection staying open. */
-  #settle(pending: Promise<void>, call: CallBase, channel: CallChannel): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  #settle<T>(pending: Promise<T>, call: CallBase, channel: CallChannel): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       const deadline = this.#deadlines.track(() => {
         const plugin = call.current;
         const err = new CallTimeoutError(plugin?.name ?? null, this.#deadlines.timeoutMs, plugin?.onError === 'deny');
@@ -275,9 +419,9 @@ export class CallHandler {
         reject(reason);
       };
       pending.then(
-        () => {
+        (value) => {
           deadline.clear();
-          resolve();
+          resolve(value);
         },
         (err: unknown) => {
           deadline.clear();
@@ -309,7 +453,7 @@ export class CallHandler {
       this.#warnThrottled(err.code, { err: err.message, id: call?.id }, `${err.message}: answered BAD_REQUEST`);
     } else if (err instanceof FrameTooLargeError) {
       this.#warnThrottled('too-large', { id: call?.id, payloadBytes: err.payloadBytes }, `${err.message}: answered SERVICE_UNAVAILABLE`);
-    } else if (call === null || call.abortReason !== err) {
+    } else if (!(err instanceof OverloadedError) && (call === null || call.abortReason !== err)) {
       this.#warnThrottled('internal', { err, id: call?.id }, 'call failed, answered with an error reply');
     }
     return this.errorFrame(err);
@@ -318,6 +462,47 @@ export class CallHandler {
   #warnThrottled(key: string, fields: Record<string, unknown>, message: string): void {
     const held = this.#throttle.pass(key);
     if (held !== false) this.#log.warn({ ...fields, heldBack: held || undefined }, message);
+  }
+}
+
+/**
+ * Fetch what a pool segment's plugins declared (`needs`) before the hand-off: each query asked from
+ * the worker would cost a thread round trip on top of the gateway's.
+ */
+async function prefetch(call: CallBase, chain: readonly PreparedPlugin[], from: number, to: number, body: () => Promise<unknown>): Promise<void> {
+  for (let i = from; i < to; i++) {
+    const { vars, body: wantsBody } = chain[i].plugin.needs;
+    for (const name of vars) await call.varBytes(name);
+    if (wantsBody) await body();
+  }
+}
+
+/**
+ * While a segment runs on a worker, the main thread does not know which of its plugins is running:
+ * name the one a deadline should be blamed on, a `deny` plugin first, so a timeout in the pool
+ * still answers as that plugin's onError says (DECISIONS 2).
+ */
+function onTheirWay(call: CallBase, chain: readonly PreparedPlugin[], from: number, to: number): void {
+  const segment = chain.slice(from, to);
+  call.current = (segment.find((p) => p.plugin.onError === 'deny') ?? segment[0]).plugin;
+}
+
+/** Continue after a pool segment: its reply frame, or its state taken over here (null). */
+function applyOutcome<S>(outcome: CallOutcome, call: CallBase & { importState(state: S): void }): Buffer | null {
+  switch (outcome.kind) {
+    case 'frame':
+      call.finish();
+      return Buffer.from(outcome.frame.buffer, outcome.frame.byteOffset, outcome.frame.byteLength);
+    case 'state':
+      // The worker ran the same phase: its state is of this call's kind.
+      call.importState(outcome.state as S);
+      return null;
+    case 'error': {
+      const { type, plugin, deny, message } = outcome.error;
+      if (type === 'plugin') throw new PluginFailedError(plugin ?? 'unknown', new Error(message), deny);
+      if (type === 'malformed') throw new MalformedPayloadError(message);
+      throw new WorkerFailedError(message);
+    }
   }
 }
 

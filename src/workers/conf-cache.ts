@@ -6,6 +6,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { PreparedPlugin } from './chain.js';
+import type { Segment } from './placement.js';
 
 export interface ConfSource {
   readonly name: string;
@@ -17,11 +18,15 @@ export interface ConfEntry {
   /** The conf list as the gateway sent it (UTF-8 decoded), in order. */
   readonly source: readonly ConfSource[];
   /** Why every call with this token is denied (fail closed, DECISIONS 1), or null. */
-  readonly denial: string | null;
-  readonly requestChain: readonly PreparedPlugin[];
-  readonly responseChain: readonly PreparedPlugin[];
+  denial: string | null;
+  requestChain: readonly PreparedPlugin[];
+  responseChain: readonly PreparedPlugin[];
   /** Plugins listed in the conf that have no filter for a phase; warned about once when that phase runs. */
-  readonly missingIn: { request: readonly string[]; response: readonly string[] };
+  missingIn: { request: readonly string[]; response: readonly string[] };
+  /** The plugin generation the chains were built from; a reload rebuilds them on next use. */
+  generation: number;
+  /** Where each chain's plugins run, as of a placement version (computed on first use). */
+  plans: { version: number; request: ChainPlan; response: ChainPlan } | null;
   warned: { request: boolean; response: boolean };
   key: string | null;
   fingerprint: string;
@@ -30,7 +35,18 @@ export interface ConfEntry {
   movedAtMs: number;
 }
 
-export type NewConfEntry = Omit<ConfEntry, 'token' | 'lastUsedMs' | 'movedAtMs' | 'warned'>;
+export type NewConfEntry = Omit<ConfEntry, 'token' | 'lastUsedMs' | 'movedAtMs' | 'warned' | 'plans'>;
+
+/** A chain split by where its plugins run. */
+export interface ChainPlan {
+  readonly segments: readonly Segment[];
+  /** The whole chain runs on the main thread. */
+  readonly inline: boolean;
+  /** Some plugin in it is `auto` and currently inline: its CPU time is measured. */
+  readonly metered: boolean;
+  /** Some plugin in it declares `onError: 'deny'` (decides what shedding answers). */
+  readonly denies: boolean;
+}
 
 export interface ConfCacheOptions {
   ttlMs: number;
@@ -104,7 +120,7 @@ export class ConfCache {
 
   insert(fields: NewConfEntry): ConfEntry {
     const now = this.#now();
-    const entry: ConfEntry = { ...fields, token: this.#allocate(), lastUsedMs: now, movedAtMs: now, warned: { request: false, response: false } };
+    const entry: ConfEntry = { ...fields, token: this.#allocate(), lastUsedMs: now, movedAtMs: now, warned: { request: false, response: false }, plans: null };
     this.#entries.set(entry.token, entry);
     if (entry.key !== null) this.#byKey.set(entry.key, entry.token);
     while (this.#entries.size > this.maxTokens) {

@@ -6,6 +6,7 @@ import { PluginLoadError, describe } from '../errors.js';
 import { definePlugin, isPlugin, type Plugin, type PluginDefinition } from '../plugin.js';
 
 const MODULE_EXTENSIONS = new Set(['.js', '.mjs']);
+let reloads = 0;
 
 export interface RegisteredPlugin {
   readonly plugin: Plugin;
@@ -64,13 +65,19 @@ export class PluginRegistry {
     }
   }
 
-  /** Import every module under `paths` and register what they export. */
-  async load(paths: readonly string[]): Promise<void> {
+  /**
+   * Import every module under `paths` and register what they export. `fresh` (a reload) imports
+   * each file under a new URL so this thread gets its current contents; modules those files import
+   * themselves stay cached on this thread (worker threads start with an empty cache).
+   */
+  async load(paths: readonly string[], { fresh = false } = {}): Promise<void> {
     for (const path of paths) {
       for (const file of pluginFiles(path)) {
         let mod: { default?: unknown };
+        const url = pathToFileURL(file);
+        if (fresh) url.searchParams.set('reload', String(++reloads));
         try {
-          mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+          mod = (await import(url.href)) as { default?: unknown };
         } catch (err) {
           throw new PluginLoadError(`${file}: import failed: ${describe(err)}`, { cause: err });
         }

@@ -189,6 +189,20 @@ export class RequestCall extends CallBase implements PluginRequest, RequestActio
     return { type: 'rewrite', path, headers, args, respHeaders, body };
   }
 
+  /** Nothing accumulated yet (the usual call entering the pool): no state needs to travel. */
+  get pristine(): boolean {
+    return (
+      !this.knowsVars &&
+      this.#bodyValue === undefined &&
+      (this.#headers === null || this.#headers.changes.size === 0) &&
+      (this.#args === null || this.#args.changes.size === 0) &&
+      (this.#respHeaders === null || this.#respHeaders.size === 0) &&
+      this.#newPath === null &&
+      this.#newBody === null &&
+      this.#stop === null
+    );
+  }
+
   /** The accumulated state, for the next segment of the chain on another thread. */
   exportState(): RequestCallState {
     const stop = this.#stop;

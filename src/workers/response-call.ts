@@ -65,7 +65,7 @@ export class ResponseCall extends CallBase implements ResponseCallRequest, Upstr
     // A copy: the caller's buffer (often one pre-encoded in parseConf and shared by every call)
     // must not be reachable for a later plugin to mutate.
     if (this.#newBody !== null) return Promise.resolve(Buffer.from(this.#newBody));
-    return (this.#body ??= this.ask({ type: 'respBody' }).then((b) => (b === null ? null : toBuffer(b))));
+    return (this.#body ??= this.ask({ type: 'respBody' }).then((b) => (this.#bodyValue = b === null ? null : toBuffer(b))));
   }
 
   async readText(): Promise<string | null> {
@@ -108,6 +108,11 @@ export class ResponseCall extends CallBase implements ResponseCallRequest, Upstr
       headers: this.#headers.replyEntries(body !== null),
       body,
     };
+  }
+
+  /** Nothing accumulated yet: no state needs to travel. */
+  get pristine(): boolean {
+    return !this.knowsVars && this.#bodyValue === undefined && this.#status === this.#req.status && !this.#headersTouched && this.#newBody === null;
   }
 
   exportState(): ResponseCallState {

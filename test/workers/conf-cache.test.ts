@@ -11,6 +11,7 @@ function fields(over: Partial<NewConfEntry> = {}): NewConfEntry {
     requestChain: [],
     responseChain: [],
     missingIn: { request: [], response: [] },
+    generation: 0,
     key: null,
     fingerprint: '[]',
     ...over,
