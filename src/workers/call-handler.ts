@@ -312,10 +312,11 @@ export class CallHandler {
     for (const segment of plan.segments) {
       if (phase.ended() || call.abortReason !== null) break;
       if (segment.where === 'inline' || pool === null) {
-        await phase.runInline(segment.from, segment.to, meter);
+        const running = phase.runInline(segment.from, segment.to, meter);
+        if (running !== undefined) await running;
         continue;
       }
-      await prefetch(call, phase.chain, segment.from, segment.to, phase.body);
+      if (segment.needs) await prefetch(call, phase.chain, segment.from, segment.to, phase.body);
       onTheirWay(call, phase.chain, segment.from, segment.to);
       let outcome: CallOutcome;
       try {

@@ -36,6 +36,8 @@ export interface Segment {
   readonly where: Where;
   readonly from: number;
   readonly to: number;
+  /** Some plugin in it declares ExtraInfo `needs` (fetched before a pool hand-off). */
+  readonly needs: boolean;
 }
 
 export interface PlacementSnapshot {
@@ -107,10 +109,12 @@ export class PlacementTable {
   segments(chain: readonly PreparedPlugin[]): Segment[] {
     const out: Segment[] = [];
     for (let i = 0; i < chain.length; i++) {
-      const where = this.where(chain[i].plugin);
+      const { plugin } = chain[i];
+      const where = this.where(plugin);
+      const needs = plugin.needs.vars.length > 0 || plugin.needs.body;
       const last = out[out.length - 1];
-      if (last !== undefined && last.where === where) out[out.length - 1] = { where, from: last.from, to: i + 1 };
-      else out.push({ where, from: i, to: i + 1 });
+      if (last !== undefined && last.where === where) out[out.length - 1] = { where, from: last.from, to: i + 1, needs: last.needs || needs };
+      else out.push({ where, from: i, to: i + 1, needs });
     }
     return out;
   }

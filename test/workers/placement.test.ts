@@ -152,30 +152,33 @@ describe('PlacementTable', () => {
     const p2 = plugin('seg-p2', 'pool');
     const auto = plugin('seg-auto', 'auto');
     assert.deepEqual(t.segments([]), []);
-    assert.deepEqual(t.segments(prepared(i1)), [{ where: 'inline', from: 0, to: 1 }]);
-    assert.deepEqual(t.segments(prepared(p1, p2)), [{ where: 'pool', from: 0, to: 2 }]);
+    // A segment records whether any of its plugins declared ExtraInfo needs (prefetched before a hand-off).
+    const needy = definePlugin({ name: 'needy', placement: 'pool', needs: { vars: ['route_id'] }, requestFilter() {} });
+    assert.deepEqual(t.segments(prepared(p1, needy)), [{ where: 'pool', from: 0, to: 2, needs: true }]);
+    assert.deepEqual(t.segments(prepared(i1)), [{ where: 'inline', from: 0, to: 1, needs: false }]);
+    assert.deepEqual(t.segments(prepared(p1, p2)), [{ where: 'pool', from: 0, to: 2, needs: false }]);
     assert.deepEqual(t.segments(prepared(i1, i2, p1, p2, i1)), [
-      { where: 'inline', from: 0, to: 2 },
-      { where: 'pool', from: 2, to: 4 },
-      { where: 'inline', from: 4, to: 5 },
+      { where: 'inline', from: 0, to: 2, needs: false },
+      { where: 'pool', from: 2, to: 4, needs: false },
+      { where: 'inline', from: 4, to: 5, needs: false },
     ]);
     assert.deepEqual(t.segments(prepared(i1, p1, i2, p2)), [
-      { where: 'inline', from: 0, to: 1 },
-      { where: 'pool', from: 1, to: 2 },
-      { where: 'inline', from: 2, to: 3 },
-      { where: 'pool', from: 3, to: 4 },
+      { where: 'inline', from: 0, to: 1, needs: false },
+      { where: 'pool', from: 1, to: 2, needs: false },
+      { where: 'inline', from: 2, to: 3, needs: false },
+      { where: 'pool', from: 3, to: 4, needs: false },
     ]);
     // An auto plugin joins the run of wherever it is now.
     const chain = prepared(p1, auto, i1);
     assert.deepEqual(t.segments(chain), [
-      { where: 'pool', from: 0, to: 2 },
-      { where: 'inline', from: 2, to: 3 },
+      { where: 'pool', from: 0, to: 2, needs: false },
+      { where: 'inline', from: 2, to: 3, needs: false },
     ]);
     t.record(auto, 1, 1);
     assert.equal(t.where(auto), 'inline');
     assert.deepEqual(t.segments(chain), [
-      { where: 'pool', from: 0, to: 1 },
-      { where: 'inline', from: 1, to: 3 },
+      { where: 'pool', from: 0, to: 1, needs: false },
+      { where: 'inline', from: 1, to: 3, needs: false },
     ]);
   });
 
@@ -191,7 +194,7 @@ describe('PlacementTable', () => {
     t.meter(a, 1000);
     assert.equal(t.where(a), 'inline');
     assert.equal(t.version, 0);
-    assert.deepEqual(t.segments(prepared(i, p, a, p)), [{ where: 'inline', from: 0, to: 4 }]);
+    assert.deepEqual(t.segments(prepared(i, p, a, p)), [{ where: 'inline', from: 0, to: 4, needs: false }]);
     assert.deepEqual(
       t.snapshot([p, a, i]).map((s) => [s.name, s.mode, s.where, s.averageCpuUs, s.moves]),
       [
