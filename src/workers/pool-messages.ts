@@ -74,6 +74,8 @@ export interface DoneMessage {
   extras: Array<Uint8Array | CallState | OutcomeError>;
   /** Calls still running (they report with `outcome` messages). */
   pending: number;
+  /** How long the thread was busy running the batch, in microseconds (sizes later batches). */
+  busyUs: number;
   stats: FilterStats;
 }
 

@@ -184,6 +184,8 @@ function runBatch(batch: BatchMessage): void {
       // parseConf threw here though it passed on the main thread; the token's calls fail below.
     }
   }
+  // The calls' own time (parsing confs above is a one-off and would skew the batch sizing).
+  const started = performance.now();
   const view = new Uint8Array(batch.buffer);
   let cursor = batch.used;
   const results: number[] = [];
@@ -226,7 +228,8 @@ function runBatch(batch: BatchMessage): void {
       results.push(task.id, OUTCOME.frame, extras.push(frame) - 1, 0);
     }
   }
-  port.postMessage({ type: 'done', seq: batch.seq, results, extras, pending, stats: takeStats() } satisfies WorkerMessage, transfer);
+  const busyUs = (performance.now() - started) * 1000;
+  port.postMessage({ type: 'done', seq: batch.seq, results, extras, pending, busyUs, stats: takeStats() } satisfies WorkerMessage, transfer);
 }
 
 type DoneExtras = Array<Uint8Array | CallState | OutcomeError>;

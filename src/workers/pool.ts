@@ -73,7 +73,8 @@ interface Batch {
   seq: number;
   thread: Thread;
   buffer: SharedArrayBuffer;
-  /** Calls of the batch not settled yet. */
+  /** Calls in the batch, and those not settled yet. */
+  calls: number;
   open: number;
   /** Some call was cancelled: the worker may still read the buffer, so it is not reused. */
   tainted: boolean;
@@ -98,6 +99,18 @@ export interface PoolStats {
   workerRestarts: number;
 }
 
+/**
+ * A batch is cut to about this much worker time. Light calls (a few us each) still share one
+ * wake-up by the dozens; heavy ones (hundreds of us) go one at a time to whichever thread is free,
+ * so no thread sits idle while another works through a long batch (cpu-heavy scenario, 2 threads:
+ * no speed-up over inline without the cap).
+ */
+const BATCH_BUDGET_US = 250;
+/** Weight of the newest batch in the running average of worker time per call. */
+const COST_WEIGHT = 0.2;
+/** Batches seen before the average sizes batches: the first ones run cold (JIT, lazy imports). */
+const COST_WARMUP_BATCHES = 16;
+
 /** Shared buffers of this size are reused across batches; a batch needing more gets its own. */
 const SLAB_BYTES = 256 * 1024;
 /** Room kept after the payloads for reply frames (most replies are far smaller than requests). */
@@ -117,6 +130,8 @@ export class WorkerPool {
   #nextId = 1;
   #nextSeq = 1;
   #slabs: SharedArrayBuffer[] = [];
+  /** Running average of worker time per call (us), from the threads' `busyUs`. */
+  #usPerCall = 0;
   #closing = false;
 
   constructor(options: WorkerPoolOptions) {
@@ -188,11 +203,20 @@ export class WorkerPool {
     for (const thread of this.#threads.values()) if (thread.batch === null) idle.push(thread);
     if (idle.length === 0) return;
     const live = this.#queued.filter((p) => this.#pending.has(p.id));
-    this.#queued = [];
-    if (live.length === 0) return;
-    const batches = Math.min(idle.length, live.length);
-    const size = Math.ceil(live.length / batches);
-    for (let i = 0, t = 0; i < live.length; i += size, t++) this.#dispatch(idle[t], live.slice(i, i + size));
+    if (live.length === 0) {
+      this.#queued = [];
+      return;
+    }
+    const cap = this.stats.batches > COST_WARMUP_BATCHES ? Math.max(1, Math.floor(BATCH_BUDGET_US / this.#usPerCall)) : live.length;
+    const size = Math.min(cap, Math.ceil(live.length / Math.min(idle.length, live.length)));
+    let taken = 0;
+    for (const thread of idle) {
+      if (taken >= live.length) break;
+      this.#dispatch(thread, live.slice(taken, taken + size));
+      taken += size;
+    }
+    // The rest waits for the next thread that answers.
+    this.#queued = live.slice(taken);
   };
 
   #dispatch(thread: Thread, group: Pending[]): void {
@@ -216,7 +240,7 @@ export class WorkerPool {
         confs.push([token, fingerprint, source]);
       }
     }
-    const batch: Batch = { seq: this.#nextSeq++, thread, buffer, open: group.length, tainted: false, recycled: false };
+    const batch: Batch = { seq: this.#nextSeq++, thread, buffer, calls: group.length, open: group.length, tainted: false, recycled: false };
     for (const p of group) p.batch = batch;
     thread.batch = batch;
     this.stats.batches++;
@@ -229,6 +253,8 @@ export class WorkerPool {
     if (batch === null || batch.seq !== done.seq) return;
     thread.batch = null;
     this.#record(done.stats);
+    const perCall = done.busyUs / Math.max(1, batch.calls);
+    this.#usPerCall = this.#usPerCall === 0 ? perCall : this.#usPerCall + COST_WEIGHT * (perCall - this.#usPerCall);
     const view = new Uint8Array(batch.buffer);
     for (let i = 0; i < done.results.length; i += RESULT_FIELDS) {
       const id = done.results[i];
