@@ -39,6 +39,17 @@ function main(args: readonly string[]): void {
     case 'run':
       run(rest).catch((err: unknown) => fail(`unexpected error: ${describe(err)}`));
       return;
+    case 'bench':
+      // Loaded only for this command: `run` starts without the harness.
+      import('./bench/cli.js')
+        .then((bench) => bench.benchMain(rest))
+        .then(
+          (code) => {
+            process.exitCode = code;
+          },
+          (err: unknown) => fail(`unexpected error: ${describe(err)}`),
+        );
+      return;
     default:
       usageError(
         command.startsWith('-')

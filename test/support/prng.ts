@@ -1,11 +1,2 @@
-/** A small seeded PRNG (mulberry32): reproducible "random" inputs, so a failure can be replayed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same seeded PRNG the bench workload uses: reproducible "random" inputs, so a failure can be replayed. */
+export { prng as seededRandom } from '../../src/bench/workload.js';
