@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { describe, InvalidOptionError } from './errors.js';
 import { createLogger, type ProcessLogger } from './logger.js';
+import { doctorMain } from './metrics/doctor.js';
 import { HELP_TEXT, resolveOptions, type RunnerOptions } from './options.js';
 import { startRunner, type Runner } from './runner.js';
 
@@ -49,6 +50,14 @@ function main(args: readonly string[]): void {
           },
           (err: unknown) => fail(`unexpected error: ${describe(err)}`),
         );
+      return;
+    case 'doctor':
+      doctorMain(rest, process.env, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) }).then(
+        (code) => {
+          process.exitCode = code;
+        },
+        (err: unknown) => fail(`unexpected error: ${describe(err)}`),
+      );
       return;
     default:
       usageError(
@@ -93,7 +102,7 @@ async function run(args: readonly string[]): Promise<void> {
   const version = readVersion();
   let runner: Runner;
   try {
-    runner = await startRunner(options, logger);
+    runner = await startRunner({ ...options, version }, logger);
   } catch (err) {
     logger.fatal({ err }, `startup failed: ${describe(err)}`);
     flush();
@@ -119,10 +128,11 @@ function logStartup(logger: Logger, options: RunnerOptions, runner: Runner, vers
       confExpireSource: options.confExpireSource,
       threads: options.threads,
       plugins: runner.pluginNames,
+      metricsUrl: runner.metricsUrl ?? undefined,
     },
     `${NAME} ${version} (pid ${process.pid}) listening on unix:${runner.socketPath} (from ${options.listenSource}), ` +
       `mode ${mode}, conf expire ${options.confExpireSeconds} s (from ${options.confExpireSource}), ` +
-      `${options.threads} worker threads, ${plugins}`,
+      `${options.threads} worker threads, ${plugins}${runner.metricsUrl === null ? '' : `, metrics on ${runner.metricsUrl}`}`,
   );
 }
 

@@ -103,6 +103,13 @@ export class WorkerFailedError extends RunnerError {
   }
 }
 
+/** The metrics endpoint (`--metrics-addr`) cannot listen: address in use, not local, or not permitted. */
+export class MetricsEndpointError extends RunnerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ANR_ERR_METRICS_ENDPOINT', message, options);
+  }
+}
+
 /** The runner is shutting down and will not finish this call. Answered SERVICE_UNAVAILABLE. */
 export class ShuttingDownError extends RunnerError {
   constructor() {

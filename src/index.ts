@@ -19,7 +19,8 @@ export type {
 } from './plugin.js';
 export { startRunner } from './runner.js';
 export type { Runner, ShutdownReport, StartOptions } from './runner.js';
-export type { RunnerOptions } from './options.js';
+export type { MetricsAddress, RunnerOptions } from './options.js';
+export type { HistogramSummary, PluginPhaseStats, PluginStats, RunnerStats, StatsConfig } from './metrics/stats.js';
 export { resolveOptions } from './options.js';
 export {
   CallTimeoutError,
@@ -28,6 +29,7 @@ export {
   FrameTooLargeError,
   InvalidOptionError,
   MalformedPayloadError,
+  MetricsEndpointError,
   OverloadedError,
   PluginFailedError,
   PluginLoadError,

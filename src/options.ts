@@ -6,6 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InvalidOptionError } from './errors.js';
@@ -38,6 +39,11 @@ export const MAX_THREADS = 256;
 export const DEFAULT_MAX_QUEUE = 4096;
 export const MAX_MAX_QUEUE = 1_000_000;
 export const MAX_CALL_TIMEOUT_MS = 3_600_000;
+/** Where `--metrics-addr PORT` (no host) listens: loopback, so nothing off the machine can read the stats. */
+export const DEFAULT_METRICS_HOST = '127.0.0.1';
+/** The summary line's period (it is logged at info, so with the default level warn it is off). */
+export const DEFAULT_SUMMARY_INTERVAL_S = 60;
+export const MAX_SUMMARY_INTERVAL_S = 86_400;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -75,6 +81,16 @@ export interface RunnerOptions {
   readonly logLevel: LogLevel;
   /** Absolute path of the log file, or null for stderr (which the gateway copies into its error.log). */
   readonly logFile: string | null;
+  /** Where the HTTP endpoint (`/metrics`, `/stats`, `/healthz`) listens, or null (the default: off). */
+  readonly metricsAddr: MetricsAddress | null;
+  /** Period of the summary line in seconds, 0 for none. Logged at info: off at the default level warn. Default 60. */
+  readonly summaryIntervalS: number;
+}
+
+/** A TCP listen address: an IP literal or `localhost`, and a port (0: any free port). */
+export interface MetricsAddress {
+  readonly host: string;
+  readonly port: number;
 }
 
 export const HELP_TEXT = `Usage: apisix-node-runner <command> [options]
@@ -83,6 +99,7 @@ Plugin Runner for Apache APISIX and API7 EE: serves the gateway's ext-plugin cal
 
 Commands:
   run        Start the runner (the gateway's ext-plugin.cmd: ["apisix-node-runner", "run", ...])
+  doctor     Check a running runner's figures, or the setup when none answers ("doctor --help")
   version    Print the version (also --version)
   help       Print this help (also --help, -h)
 
@@ -115,6 +132,10 @@ Options of "run":
   --log-level LEVEL          ${LOG_LEVELS.join(', ')}. default: ${DEFAULT_LOG_LEVEL}
   --log-file PATH            Write JSON logs to PATH (parent directories are created).
                              default: stderr (the gateway copies it into its error.log)
+  --metrics-addr HOST:PORT   Serve /metrics (Prometheus), /stats (JSON) and /healthz over HTTP.
+                             "PORT" alone listens on ${DEFAULT_METRICS_HOST}. default: off
+  --summary-interval-s N     Log a summary line every N s at info (0: never), and one at shutdown.
+                             Only at --log-level info or lower. default: ${DEFAULT_SUMMARY_INTERVAL_S}
   -h, --help                 Print this help
 
 Exit codes: 0 normal exit, 1 startup or shutdown failure, 2 invalid command line.
@@ -136,6 +157,8 @@ const FLAGS = {
   'no-exit-with-parent': { type: 'boolean' },
   'log-level': { type: 'string' },
   'log-file': { type: 'string' },
+  'metrics-addr': { type: 'string' },
+  'summary-interval-s': { type: 'string' },
 } as const;
 
 type FlagName = keyof typeof FLAGS;
@@ -192,6 +215,15 @@ export function resolveOptions(
     exitWithParent: flags.exitWithParent,
     logLevel: parseLogLevel(flags.strings.get('log-level')),
     logFile: parseLogFile(flags.strings.get('log-file')),
+    metricsAddr: parseMetricsAddress(flags.strings.get('metrics-addr')),
+    summaryIntervalS: optionalInteger(
+      flags,
+      'summary-interval-s',
+      DEFAULT_SUMMARY_INTERVAL_S,
+      0,
+      MAX_SUMMARY_INTERVAL_S,
+      'an integer number of seconds',
+    ),
   };
   return Object.freeze(options);
 }
@@ -345,6 +377,22 @@ function parseLogFile(raw: string | undefined): string | null {
     throw new InvalidOptionError(`--log-file must be a file path (got ${quote(raw)})`);
   }
   return resolve(raw);
+}
+
+/**
+ * `HOST:PORT`, `[IPv6]:PORT`, `:PORT` or `PORT`; HOST an IP literal or `localhost`. Without a host
+ * the endpoint listens on loopback only; any other host must be written out.
+ */
+export function parseMetricsAddress(raw: string | undefined, source = '--metrics-addr'): MetricsAddress | null {
+  if (raw === undefined) return null;
+  const expected = 'HOST:PORT or PORT, HOST an IP address or localhost, PORT 0-65535';
+  const match = /^(?:(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):)?(\d{1,5})$/.exec(raw);
+  const host = match === null ? undefined : (match[1] ?? (match[2] || DEFAULT_METRICS_HOST));
+  const port = match === null ? Number.NaN : Number(match[3]);
+  if (host === undefined || !(port <= 65_535) || (host !== 'localhost' && isIP(host) === 0)) {
+    throw new InvalidOptionError(`${source} must be ${expected} (got ${quote(raw)})`);
+  }
+  return Object.freeze({ host, port });
 }
 
 function quote(value: string): string {

@@ -60,6 +60,8 @@ describe('resolveOptions defaults', () => {
         exitWithParent: true,
         logLevel: 'warn',
         logFile: null,
+        metricsAddr: null,
+        summaryIntervalS: 60,
       },
     );
     assert.equal(DEFAULT_SOCKET_MODE, 0o766);

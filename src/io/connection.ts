@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { ConnectionClosedError, ShuttingDownError } from '../errors.js';
+import type { CallSample, RunnerMetrics } from '../metrics/runner-metrics.js';
 import { RpcType } from '../protocol/constants.js';
 import { FrameDecoder } from '../protocol/frame-decoder.js';
 import type { CallChannel } from '../workers/call-handler.js';
@@ -32,6 +33,8 @@ export class Connection implements CallChannel {
   onAbort: ((reason: Error) => void) | null = null;
   /** Calls answered on this connection (connection reuse). */
   calls = 0;
+  /** The open call's timings, with metrics on. */
+  readonly sample: CallSample | null;
   #socket: Socket;
   #handler: FrameHandler;
   #hooks: ConnectionHooks;
@@ -46,8 +49,9 @@ export class Connection implements CallChannel {
   /** Answers still owed for queries of calls that already ended; dropped when they arrive. */
   #staleAnswers = 0;
 
-  constructor(id: number, socket: Socket, handler: FrameHandler, hooks: ConnectionHooks) {
+  constructor(id: number, socket: Socket, handler: FrameHandler, hooks: ConnectionHooks, metrics: RunnerMetrics | null = null) {
     this.id = id;
+    this.sample = metrics === null ? null : metrics.sample();
     this.#socket = socket;
     this.#handler = handler;
     this.#hooks = hooks;
@@ -92,6 +96,7 @@ export class Connection implements CallChannel {
   };
 
   #dispatch(type: number, payload: Buffer): void {
+    this.sample?.begin(type);
     let reply: Buffer | Promise<Buffer>;
     try {
       reply = this.#handler.handle(type, payload, this);
@@ -104,6 +109,7 @@ export class Connection implements CallChannel {
       if (this.#asking !== null || this.#asks.length > 0) this.#dropAsks(new ConnectionClosedError());
       this.calls++;
       this.#socket.write(reply);
+      this.sample?.end(reply);
       this.#hooks.onCallDone(this);
       return;
     }
@@ -122,6 +128,9 @@ export class Connection implements CallChannel {
     if (!this.#closed) {
       this.calls++;
       this.#socket.write(frame);
+      this.sample?.end(frame);
+    } else {
+      this.sample?.abandon();
     }
     this.#hooks.onCallDone(this);
     while (this.#backlog !== null && this.#backlog.length > 0 && !this.#busy && !this.#closed) {
@@ -170,7 +179,9 @@ export class Connection implements CallChannel {
     if (this.#closed) return;
     if (this.#busy) {
       const reason = new ShuttingDownError();
-      this.#socket.write(this.#handler.errorFrame(reason));
+      const frame = this.#handler.errorFrame(reason);
+      this.#socket.write(frame);
+      this.sample?.end(frame);
       this.#closed = true;
       this.onAbort?.(reason);
     }

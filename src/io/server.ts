@@ -1,6 +1,7 @@
 /** The Unix-socket listener: accepts gateway connections and drains them on shutdown (DECISIONS 11). */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { RunnerMetrics } from '../metrics/runner-metrics.js';
 import { Connection, type FrameHandler } from './connection.js';
 import { listenOnSocketPath, type SocketFile } from './socket-file.js';
 
@@ -19,10 +20,12 @@ export class RunnerServer {
   #nextId = 1;
   #socketFile: SocketFile | null = null;
   #draining: { check: () => void } | null = null;
+  readonly #metrics: RunnerMetrics | null;
 
-  constructor(handler: FrameHandler, logger: Logger) {
+  constructor(handler: FrameHandler, logger: Logger, metrics: RunnerMetrics | null = null) {
     this.#handler = handler;
     this.#log = logger;
+    this.#metrics = metrics;
     this.#server = createServer({ allowHalfOpen: false }, (socket) => this.#accept(socket));
     this.#server.on('error', (err) => this.#log.error({ err }, 'listener error'));
   }
@@ -43,7 +46,7 @@ export class RunnerServer {
   }
 
   #accept(socket: Socket): void {
-    const connection = new Connection(this.#nextId++, socket, this.#handler, this.#hooks);
+    const connection = new Connection(this.#nextId++, socket, this.#handler, this.#hooks, this.#metrics);
     this.#connections.add(connection);
     this.stats.connectionsOpened++;
     this.#log.debug({ conn: connection.id }, 'connection opened');
@@ -57,6 +60,7 @@ export class RunnerServer {
     onClose: (connection: Connection): void => {
       this.#connections.delete(connection);
       this.stats.connectionsClosed++;
+      this.#metrics?.connectionClosed(connection.calls);
       this.#log.debug({ conn: connection.id, calls: connection.calls }, 'connection closed');
       this.#draining?.check();
     },

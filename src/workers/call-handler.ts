@@ -17,6 +17,7 @@ import {
   describe,
   wireErrCode,
 } from '../errors.js';
+import type { CallSample, RunnerMetrics } from '../metrics/runner-metrics.js';
 import {
   decodeExtraInfoResp,
   decodeHttpRespCallReq,
@@ -38,7 +39,7 @@ import type { Deadlines } from './deadlines.js';
 import type { PlacementTable } from './placement.js';
 import type { PluginRegistry } from './plugin-registry.js';
 import { PHASE_REQUEST, PHASE_RESPONSE, type CallOutcome, type CallState } from './pool-messages.js';
-import type { WorkerPool } from './pool.js';
+import type { PoolRequest, WorkerPool } from './pool.js';
 import { RequestCall } from './request-call.js';
 import { ResponseCall } from './response-call.js';
 
@@ -48,6 +49,8 @@ export interface CallChannel {
   ask(frame: Buffer): Promise<Buffer>;
   /** Set by the handler while a call awaits: the connection calls it if it closes mid-call. */
   onAbort: ((reason: Error) => void) | null;
+  /** The open call's figures, when metrics are on (read only by a handler that has metrics). */
+  readonly sample?: CallSample | null;
 }
 
 /** The plugins a handler runs: swapped as a whole on reload. */
@@ -65,6 +68,8 @@ export interface CallHandlerOptions {
   deadlines: Deadlines;
   skipUnknownPlugins: boolean;
   logger: Logger;
+  /** Record stage and plugin timings (the connections then carry a `sample`). Default: none. */
+  metrics?: RunnerMetrics | null;
 }
 
 const PHASE_GATEWAY_PLUGIN: Record<Phase, string> = {
@@ -117,6 +122,11 @@ export class CallHandler {
   readonly #log: Logger;
   readonly #throttle = new LogThrottle();
   readonly #errFrames: Record<ErrCode, Buffer>;
+  readonly #metrics: RunnerMetrics | null;
+  /** With metrics: per phase, a meter recording every inline filter (and feeding auto placement). */
+  readonly #meters: readonly [FilterMeter, FilterMeter] | null;
+  /** The clock read that ended the last metered filter: a synchronous chain's end, without another read. */
+  #clockMs = 0;
 
   constructor(options: CallHandlerOptions) {
     this.#plugins = options.plugins;
@@ -124,6 +134,13 @@ export class CallHandler {
     this.#deadlines = options.deadlines;
     this.#skipUnknown = options.skipUnknownPlugins;
     this.#log = options.logger;
+    const metrics = (this.#metrics = options.metrics ?? null);
+    const meter = (phase: number): FilterMeter => (plugin, cpuUs, endMs) => {
+      metrics!.recordFilter(phase, plugin.name, cpuUs);
+      this.#clockMs = endMs;
+      this.#plugins.placement.record(plugin, 1, cpuUs);
+    };
+    this.#meters = metrics === null ? null : [meter(PHASE_REQUEST), meter(PHASE_RESPONSE)];
     this.#errFrames = {
       [ErrCode.BadRequest]: encodeErrResp(ErrCode.BadRequest),
       [ErrCode.ServiceUnavailable]: encodeErrResp(ErrCode.ServiceUnavailable),
@@ -259,29 +276,49 @@ export class CallHandler {
     const entry = this.#entry(req.confToken, 'request');
     if (entry.denial !== null) return this.#deny(req.id, entry.denial);
     const plan = this.#plan(entry, 'request');
-    const call = new RequestCall(req, portFor(channel));
+    const sample = this.#metrics === null ? null : (channel.sample ?? null);
+    const port = sample === null ? null : new MeteredPort(channel, sample, this.#metrics!, PHASE_REQUEST);
+    const call = new RequestCall(req, port ?? portFor(channel));
+    if (port !== null) port.call = call;
+    // With metrics, the clock read that ends the decode stage also starts the first filter.
+    const startMs = sample === null ? 0 : (this.#clockMs = performance.now());
     if (plan.inline) {
       let pending: void | Promise<void>;
       try {
-        pending = runRequestChain(entry.requestChain, call, 0, entry.requestChain.length, plan.metered ? this.#plugins.placement.meter : undefined);
+        pending = runRequestChain(entry.requestChain, call, 0, entry.requestChain.length, this.#inlineMeter(plan, PHASE_REQUEST), startMs);
       } catch (err) {
         return this.#failed(err, call);
       }
-      if (pending === undefined) return this.#encodeReq(call);
+      if (pending === undefined) {
+        sample?.chainRan(startMs, this.#clockMs, call.extraInfoWaitMs);
+        return this.#encodeReq(call);
+      }
       return this.#settle(pending, call, channel).then(
-        () => this.#encodeReq(call),
+        () => {
+          sample?.chainRan(startMs, performance.now(), call.extraInfoWaitMs);
+          return this.#encodeReq(call);
+        },
         (err: unknown) => this.#failed(err, call),
       );
     }
-    return this.#settle(this.#runRequestSegments(payload, entry, plan, call), call, channel).then(
-      (frame) => frame ?? this.#encodeReq(call),
+    return this.#settle(this.#runRequestSegments(payload, entry, plan, call, sample), call, channel).then(
+      (frame) => {
+        sample?.chainRan(startMs, performance.now(), call.extraInfoWaitMs);
+        return frame ?? this.#encodeReq(call);
+      },
       (err: unknown) => this.#failed(err, call),
     );
   }
 
+  /** The meter of an inline chain: every filter with metrics on, else the auto plugins' only. */
+  #inlineMeter(plan: ChainPlan, phase: number): FilterMeter | undefined {
+    if (this.#meters !== null) return this.#meters[phase];
+    return plan.metered ? this.#plugins.placement.meter : undefined;
+  }
+
   /** A chain with pool segments: returns the worker's reply frame, or null to encode here. */
-  #runRequestSegments(payload: Buffer, entry: ConfEntry, plan: ChainPlan, call: RequestCall): Promise<Buffer | null> {
-    return this.#runSegments(payload, entry, plan, call, {
+  #runRequestSegments(payload: Buffer, entry: ConfEntry, plan: ChainPlan, call: RequestCall, sample: CallSample | null): Promise<Buffer | null> {
+    return this.#runSegments(payload, entry, plan, call, sample, {
       phase: PHASE_REQUEST,
       chain: entry.requestChain,
       runInline: (from, to, meter) => runRequestChain(entry.requestChain, call, from, to, meter),
@@ -291,8 +328,8 @@ export class CallHandler {
     });
   }
 
-  #runResponseSegments(payload: Buffer, entry: ConfEntry, plan: ChainPlan, call: ResponseCall): Promise<Buffer | null> {
-    return this.#runSegments(payload, entry, plan, call, {
+  #runResponseSegments(payload: Buffer, entry: ConfEntry, plan: ChainPlan, call: ResponseCall, sample: CallSample | null): Promise<Buffer | null> {
+    return this.#runSegments(payload, entry, plan, call, sample, {
       phase: PHASE_RESPONSE,
       chain: entry.responseChain,
       runInline: (from, to, meter) => runResponseChain(entry.responseChain, call, from, to, meter),
@@ -306,9 +343,16 @@ export class CallHandler {
     });
   }
 
-  async #runSegments<S extends CallState>(payload: Buffer, entry: ConfEntry, plan: ChainPlan, call: SegmentCall<S>, phase: PhaseOps): Promise<Buffer | null> {
-    const { placement, pool } = this.#plugins;
-    const meter = plan.metered ? placement.meter : undefined;
+  async #runSegments<S extends CallState>(
+    payload: Buffer,
+    entry: ConfEntry,
+    plan: ChainPlan,
+    call: SegmentCall<S>,
+    sample: CallSample | null,
+    phase: PhaseOps,
+  ): Promise<Buffer | null> {
+    const { pool } = this.#plugins;
+    const meter = this.#inlineMeter(plan, phase.phase);
     for (const segment of plan.segments) {
       if (phase.ended() || call.abortReason !== null) break;
       if (segment.where === 'inline' || pool === null) {
@@ -319,18 +363,21 @@ export class CallHandler {
       if (segment.needs) await prefetch(call, phase.chain, segment.from, segment.to, phase.body);
       onTheirWay(call, phase.chain, segment.from, segment.to);
       let outcome: CallOutcome;
+      const request: PoolRequest = {
+        phase: phase.phase,
+        payload,
+        token: entry.token,
+        fingerprint: entry.fingerprint,
+        source: entry.source,
+        from: segment.from,
+        to: segment.to,
+        last: segment.to === phase.chain.length,
+        state: call.pristine ? null : call.exportState(),
+        dispatchedMs: 0,
+      };
+      const queuedMs = sample === null ? 0 : performance.now();
       try {
-        outcome = await pool.run(call, {
-          phase: phase.phase,
-          payload,
-          token: entry.token,
-          fingerprint: entry.fingerprint,
-          source: entry.source,
-          from: segment.from,
-          to: segment.to,
-          last: segment.to === phase.chain.length,
-          state: call.pristine ? null : call.exportState(),
-        });
+        outcome = await pool.run(call, request);
       } catch (err) {
         if (!(err instanceof OverloadedError)) throw err;
         this.#warnThrottled('overloaded', {}, `${err.message}: calls are shed`);
@@ -339,6 +386,8 @@ export class CallHandler {
         phase.shed();
         return null;
       }
+      // The pool stamps when the call left in a batch: the time before that is the queue wait.
+      if (sample !== null && request.dispatchedMs > 0) sample.waited(request.dispatchedMs - queuedMs);
       const frame = applyOutcome(outcome, call);
       if (frame !== null) return frame;
     }
@@ -374,22 +423,35 @@ export class CallHandler {
     // route's allow_degradation cannot bypass.
     if (entry.denial !== null) return this.#denyResponse(req.id, entry.denial);
     const plan = this.#plan(entry, 'response');
-    const call = new ResponseCall(req, portFor(channel));
+    const sample = this.#metrics === null ? null : (channel.sample ?? null);
+    const port = sample === null ? null : new MeteredPort(channel, sample, this.#metrics!, PHASE_RESPONSE);
+    const call = new ResponseCall(req, port ?? portFor(channel));
+    if (port !== null) port.call = call;
+    const startMs = sample === null ? 0 : (this.#clockMs = performance.now());
     if (plan.inline) {
       let pending: void | Promise<void>;
       try {
-        pending = runResponseChain(entry.responseChain, call, 0, entry.responseChain.length, plan.metered ? this.#plugins.placement.meter : undefined);
+        pending = runResponseChain(entry.responseChain, call, 0, entry.responseChain.length, this.#inlineMeter(plan, PHASE_RESPONSE), startMs);
       } catch (err) {
         return this.#failed(err, call);
       }
-      if (pending === undefined) return this.#encodeResp(call);
+      if (pending === undefined) {
+        sample?.chainRan(startMs, this.#clockMs, call.extraInfoWaitMs);
+        return this.#encodeResp(call);
+      }
       return this.#settle(pending, call, channel).then(
-        () => this.#encodeResp(call),
+        () => {
+          sample?.chainRan(startMs, performance.now(), call.extraInfoWaitMs);
+          return this.#encodeResp(call);
+        },
         (err: unknown) => this.#failed(err, call),
       );
     }
-    return this.#settle(this.#runResponseSegments(payload, entry, plan, call), call, channel).then(
-      (frame) => frame ?? this.#encodeResp(call),
+    return this.#settle(this.#runResponseSegments(payload, entry, plan, call, sample), call, channel).then(
+      (frame) => {
+        sample?.chainRan(startMs, performance.now(), call.extraInfoWaitMs);
+        return frame ?? this.#encodeResp(call);
+      },
       (err: unknown) => this.#failed(err, call),
     );
   }
@@ -510,6 +572,36 @@ function applyOutcome<S>(outcome: CallOutcome, call: CallBase & { importState(st
 /** ExtraInfo for one call over its connection (the connection serialises concurrent queries). */
 function portFor(channel: CallChannel): ExtraInfoPort {
   return {
-    query: (query: ExtraInfoQuery) => channel.ask(encodeExtraInfoReq(query)).then((answer) => decodeExtraInfoResp(answer).result),
+    query: (query: ExtraInfoQuery) => channel.ask(encodeExtraInfoReq(query)).then(extraInfoResult),
   };
+}
+
+/**
+ * portFor with metrics on: each query is counted for the call and blamed on the filter running when
+ * it was asked (on the pool: the plugin `onTheirWay` named; before a hand-off: the `needs` prefetch).
+ * The call is created after its port, so the handler sets `call` right after.
+ */
+class MeteredPort implements ExtraInfoPort {
+  call: CallBase | null = null;
+  readonly #channel: CallChannel;
+  readonly #sample: CallSample;
+  readonly #metrics: RunnerMetrics;
+  readonly #phase: number;
+
+  constructor(channel: CallChannel, sample: CallSample, metrics: RunnerMetrics, phase: number) {
+    this.#channel = channel;
+    this.#sample = sample;
+    this.#metrics = metrics;
+    this.#phase = phase;
+  }
+
+  query(query: ExtraInfoQuery): Promise<Uint8Array | null> {
+    this.#sample.extraInfoRounds++;
+    this.#metrics.extraInfoRound(this.#phase, this.call?.current?.name ?? null);
+    return this.#channel.ask(encodeExtraInfoReq(query)).then(extraInfoResult);
+  }
+}
+
+function extraInfoResult(answer: Buffer): Uint8Array | null {
+  return decodeExtraInfoResp(answer).result;
 }

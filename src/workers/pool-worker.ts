@@ -9,6 +9,7 @@
  */
 import { MessageChannel, parentPort, threadId, workerData } from 'node:worker_threads';
 import { MalformedPayloadError, PluginFailedError, describe } from '../errors.js';
+import { WorkerRecorder, type WorkerMetricsInit } from '../metrics/worker-channel.js';
 import type { Plugin } from '../plugin.js';
 import { builtinPlugins } from '../plugins/index.js';
 import { decodeHttpRespCallReq, encodeHttpReqCallResp, encodeHttpRespCallResp, readHttpReqCallReq } from '../protocol/codec.js';
@@ -23,6 +24,7 @@ import {
   CALL_FIELDS,
   OUTCOME,
   PHASE_REQUEST,
+  PHASE_RESPONSE,
   type BatchMessage,
   type CallOutcome,
   type CallState,
@@ -35,7 +37,7 @@ import {
 import { RequestCall, type RequestCallState } from './request-call.js';
 import { ResponseCall, type ResponseCallState } from './response-call.js';
 
-const init = workerData as WorkerInit;
+const init = workerData as WorkerInit & WorkerMetricsInit;
 const registry = new PluginRegistry();
 registry.add(builtinPlugins, 'builtin');
 await registry.load(init.pluginPaths);
@@ -108,6 +110,10 @@ function meter(plugin: Plugin, cpuUs: number): void {
   }
 }
 
+/** With metrics on, every filter is also recorded per plugin and phase (sent when the main thread asks). */
+const recorder = init.metricsChannel ? new WorkerRecorder(init.metricsChannel) : null;
+const meters = recorder === null ? [meter, meter] : [recorder.meter(PHASE_REQUEST, meter), recorder.meter(PHASE_RESPONSE, meter)];
+
 function takeStats(): FilterStats {
   if (stats.size === 0) return [];
   const out: FilterStats = [...stats].map(([name, [calls, us]]) => [name, calls, us]);
@@ -152,11 +158,11 @@ function runCall(task: Task, payload: Buffer): Finished | Promise<Finished> {
   if (chain === undefined) throw new Error(`conf token ${task.token} was not sent to this thread`);
   if (task.phase === PHASE_REQUEST) {
     const call = new RequestCall(readHttpReqCallReq(payload), portFor(task.id), (task.state as RequestCallState | null) ?? undefined);
-    const pending = runRequestChain(chain.request, call, task.from, task.to, meter);
+    const pending = runRequestChain(chain.request, call, task.from, task.to, meters[PHASE_REQUEST]);
     return pending === undefined ? finishRequest(call, task) : pending.then(() => finishRequest(call, task));
   }
   const call = new ResponseCall(decodeHttpRespCallReq(payload), portFor(task.id), (task.state as ResponseCallState | null) ?? undefined);
-  const pending = runResponseChain(chain.response, call, task.from, task.to, meter);
+  const pending = runResponseChain(chain.response, call, task.from, task.to, meters[PHASE_RESPONSE]);
   return pending === undefined ? finishResponse(call, task) : pending.then(() => finishResponse(call, task));
 }
 

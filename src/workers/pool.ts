@@ -13,6 +13,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
 import { CallTimeoutError, OverloadedError, ShuttingDownError, WorkerFailedError, describe } from '../errors.js';
+import type { WorkerMetricsInit } from '../metrics/worker-channel.js';
 import type { ExtraInfoQuery } from '../protocol/messages.js';
 import { compact } from './bytes.js';
 import type { CallBase } from './call-base.js';
@@ -43,6 +44,8 @@ export interface WorkerPoolOptions {
   registry: PluginRegistry;
   placement: PlacementTable;
   logger: Logger;
+  /** The runner's metrics channel: threads record their filters' times and answer on it. Default: none. */
+  metricsChannel?: string | null;
 }
 
 /** A call's segment for the pool, as the call handler describes it. */
@@ -58,13 +61,15 @@ export interface PoolRequest {
   last: boolean;
   /** What earlier segments accumulated, or null when nothing yet. */
   state: CallState | null;
+  /** Set by the pool when the call leaves in a batch (`performance.now()`): the end of its queue wait. */
+  dispatchedMs: number;
 }
 
 interface Thread {
   threadId: number;
   port: MessagePort;
-  /** The batch it has not answered yet. */
-  batch: Batch | null;
+  /** Batches sent and not answered yet, oldest first (the thread answers in order). */
+  batches: Batch[];
   /** Tokens whose conf it was sent. */
   confs: Set<number>;
 }
@@ -80,6 +85,8 @@ interface Batch {
   tainted: boolean;
   /** Back in the free list: a buffer must be handed out to one batch at a time. */
   recycled: boolean;
+  /** The thread has answered it (calls still waiting on awaits report on their own). */
+  answered: boolean;
 }
 
 interface Pending {
@@ -110,9 +117,24 @@ const BATCH_BUDGET_US = 250;
 const COST_WEIGHT = 0.2;
 /** Batches seen before the average sizes batches: the first ones run cold (JIT, lazy imports). */
 const COST_WARMUP_BATCHES = 16;
+/**
+ * Above this worker time per call a thread gets a second batch before it answers the first: it
+ * starts on the next call at once instead of idling while the main thread takes its answer and
+ * dispatches more. Light calls keep one batch per thread, so more of them share a wake-up.
+ */
+const PIPELINE_ABOVE_US = 50;
 
-/** Shared buffers of this size are reused across batches; a batch needing more gets its own. */
-const SLAB_BYTES = 256 * 1024;
+/**
+ * Shared buffers of this size are reused across batches; a batch needing more gets its own. A
+ * request payload is about 1 KiB, so this holds dozens of calls with their replies.
+ */
+const SLAB_BYTES = 64 * 1024;
+/**
+ * Free slabs kept. A batch whose calls await (ExtraInfo from a worker) holds its slab until the
+ * last one reports, so many can be out at once; allocating a new SharedArrayBuffer for each batch
+ * instead grew RSS by a third in five minutes (bench/soak.ts), V8 reclaiming them lazily.
+ */
+const MAX_FREE_SLABS = 256;
 /** Room kept after the payloads for reply frames (most replies are far smaller than requests). */
 const REPLY_ROOM = 0.5;
 
@@ -149,7 +171,7 @@ export class WorkerPool {
       // No piscina tasks run, so nothing to wait for between them; the thread's event loop must
       // stay free for its own channel.
       atomics: 'disabled',
-      workerData: { pluginPaths: [...options.pluginPaths] } satisfies WorkerInit,
+      workerData: { pluginPaths: [...options.pluginPaths], metricsChannel: options.metricsChannel ?? null } satisfies WorkerInit & WorkerMetricsInit,
     });
     this.#piscina.on('message', (message: unknown) => {
       if (isWorkerHello(message)) this.#adopt(message.threadId, message.port);
@@ -199,8 +221,11 @@ export class WorkerPool {
 
   #flush = (): void => {
     this.#scheduled = false;
+    const depth = this.stats.batches > COST_WARMUP_BATCHES && this.#usPerCall > PIPELINE_ABOVE_US ? 2 : 1;
     const idle: Thread[] = [];
-    for (const thread of this.#threads.values()) if (thread.batch === null) idle.push(thread);
+    for (const thread of this.#threads.values()) if (thread.batches.length < depth) idle.push(thread);
+    // Fewest outstanding first: a thread with nothing to do gets work before one that is busy.
+    idle.sort((a, b) => a.batches.length - b.batches.length);
     if (idle.length === 0) return;
     const live = this.#queued.filter((p) => this.#pending.has(p.id));
     if (live.length === 0) {
@@ -240,18 +265,24 @@ export class WorkerPool {
         confs.push([token, fingerprint, source]);
       }
     }
-    const batch: Batch = { seq: this.#nextSeq++, thread, buffer, calls: group.length, open: group.length, tainted: false, recycled: false };
-    for (const p of group) p.batch = batch;
-    thread.batch = batch;
+    const batch: Batch = { seq: this.#nextSeq++, thread, buffer, calls: group.length, open: group.length, tainted: false, recycled: false, answered: false };
+    // One clock read per batch, not per call.
+    const now = performance.now();
+    for (const p of group) {
+      p.batch = batch;
+      p.request.dispatchedMs = now;
+    }
+    thread.batches.push(batch);
     this.stats.batches++;
     this.stats.calls += group.length;
     thread.port.postMessage({ type: 'batch', seq: batch.seq, buffer, used: offset, calls, states, confs } satisfies MainMessage);
   }
 
   #onDone(thread: Thread, done: DoneMessage): void {
-    const batch = thread.batch;
-    if (batch === null || batch.seq !== done.seq) return;
-    thread.batch = null;
+    const batch = thread.batches[0];
+    if (batch === undefined || batch.seq !== done.seq) return;
+    thread.batches.shift();
+    batch.answered = true;
     this.#record(done.stats);
     const perCall = done.busyUs / Math.max(1, batch.calls);
     this.#usPerCall = this.#usPerCall === 0 ? perCall : this.#usPerCall + COST_WEIGHT * (perCall - this.#usPerCall);
@@ -297,10 +328,10 @@ export class WorkerPool {
 
   /** A slab goes back for reuse once its batch is answered and no call of it can still read it. */
   #recycle(batch: Batch): void {
-    if (batch.thread.batch === batch || batch.open > 0 || batch.tainted || batch.recycled) return;
+    if (!batch.answered || batch.open > 0 || batch.tainted || batch.recycled) return;
     // Once only: settling the last call and finishing the batch both get here.
     batch.recycled = true;
-    if (batch.buffer.byteLength === SLAB_BYTES && this.#slabs.length < 2 * this.stats.threads) this.#slabs.push(batch.buffer);
+    if (batch.buffer.byteLength === SLAB_BYTES && this.#slabs.length < MAX_FREE_SLABS) this.#slabs.push(batch.buffer);
   }
 
   /** The call was aborted on the main thread (deadline, disconnect, shutdown). */
@@ -317,7 +348,7 @@ export class WorkerPool {
   }
 
   #adopt(threadId: number, port: MessagePort): void {
-    const thread: Thread = { threadId, port, batch: null, confs: new Set() };
+    const thread: Thread = { threadId, port, batches: [], confs: new Set() };
     this.#threads.set(threadId, thread);
     port.on('message', (message: WorkerMessage) => {
       switch (message.type) {
