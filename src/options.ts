@@ -100,6 +100,7 @@ Plugin Runner for Apache APISIX and API7 EE: serves the gateway's ext-plugin cal
 Commands:
   run        Start the runner (the gateway's ext-plugin.cmd: ["apisix-node-runner", "run", ...])
   doctor     Check a running runner's figures, or the setup when none answers ("doctor --help")
+  bench      Load-test a runner the way the gateway drives it ("bench --help")
   version    Print the version (also --version)
   help       Print this help (also --help, -h)
 
