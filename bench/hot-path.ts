@@ -4,6 +4,8 @@
  * stable on a shared 2-core machine. Socket-level throughput and latency are the bench harness's.
  *
  *   npm run build:test && node .build/bench/hot-path.js [calls-per-round]
+ *
+ * Each scenario runs with metrics off and on (--metrics-addr), rounds interleaved.
  */
 import { pino } from 'pino';
 import { builtinPlugins } from '../src/plugins/index.js';
@@ -12,6 +14,7 @@ import { RpcType } from '../src/protocol/constants.js';
 import { CallHandler, type CallChannel } from '../src/workers/call-handler.js';
 import { ConfCache } from '../src/workers/conf-cache.js';
 import { Deadlines } from '../src/workers/deadlines.js';
+import { RunnerMetrics } from '../src/metrics/runner-metrics.js';
 import { PlacementTable } from '../src/workers/placement.js';
 import { PluginRegistry } from '../src/workers/plugin-registry.js';
 
@@ -51,15 +54,23 @@ const deadlines = new Deadlines(56_000);
 const logger = pino({ level: 'silent' });
 // No pool: this measures the inline path, where light plugins run.
 const placement = new PlacementTable({ pool: false, logger });
-const handler = new CallHandler({ plugins: { registry, placement, pool: null, generation: 0 }, cache, deadlines, skipUnknownPlugins: false, logger });
+const plugins = { registry, placement, pool: null, generation: 0 };
+const handler = new CallHandler({ plugins, cache, deadlines, skipUnknownPlugins: false, logger });
 const channel: CallChannel = {
   ask: () => Promise.reject(new Error('no ExtraInfo in this benchmark')),
   onAbort: null,
 };
+// The same calls with metrics on, stamped as a connection does (begin, handle, end).
+const metrics = new RunnerMetrics();
+const metered = new CallHandler({ plugins, cache, deadlines, skipUnknownPlugins: false, logger, metrics });
+const sample = metrics.sample();
+const meteredChannel: CallChannel = { ...channel, sample };
 
-function syncReply(type: number, payload: Buffer): Buffer {
-  const reply = handler.handle(type, payload, channel);
+function syncReply(type: number, payload: Buffer, withMetrics = false): Buffer {
+  if (withMetrics) sample.begin(type);
+  const reply = (withMetrics ? metered : handler).handle(type, payload, withMetrics ? meteredChannel : channel);
   if (!(reply instanceof Uint8Array)) throw new Error('expected a synchronous reply');
+  if (withMetrics) sample.end(reply);
   return reply;
 }
 
@@ -76,14 +87,18 @@ for (const [label, conf] of SCENARIOS) {
     headers: HEADERS,
     confToken,
   }).subarray(4);
-  const rounds: number[] = [];
+  // Off and on interleaved round by round, so drift on a shared machine hits both alike.
+  const off: number[] = [];
+  const on: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < CALLS; i++) syncReply(RpcType.HttpReqCall, payload);
-    rounds.push(Number(process.hrtime.bigint() - start) / CALLS);
+    for (const [withMetrics, rounds] of [[false, off], [true, on]] as const) {
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < CALLS; i++) syncReply(RpcType.HttpReqCall, payload, withMetrics);
+      rounds.push(Number(process.hrtime.bigint() - start) / CALLS);
+    }
   }
-  rounds.sort((a, b) => a - b);
-  console.log(`${label.padEnd(32)} ${(rounds[ROUNDS >> 1] / 1000).toFixed(2)} us/call`);
+  const median = (rounds: number[]): string => (rounds.sort((a, b) => a - b)[ROUNDS >> 1] / 1000).toFixed(2);
+  console.log(`${label.padEnd(32)} ${median(off)} us/call, with metrics ${median(on)} us/call`);
 }
 cache.close();
 deadlines.close();

@@ -82,6 +82,8 @@ function matrix(quick: boolean): MatrixEntry[] {
     tuning('extra-var-pool-declared', undefined, s('extra-var-pool-declared').description),
     // The pool can only add CPU if the runner may use more than one core: both CPUs here (the load
     // generator, light at these rates, keeps CPU 0).
+    tuning('noop', undefined, s('noop').description, { pairs }),
+    tuning('noop-pool', undefined, s('noop-pool').description, { pairs }),
     tuning('cpu-heavy', 'cpu-heavy@2cpu', 'inline CPU-heavy filter, runner allowed on both CPUs', { serverCpus: '0,1' }),
     tuning('cpu-heavy-pool', 'cpu-heavy-pool@2cpu', 'pool CPU-heavy filter, runner allowed on both CPUs', { serverCpus: '0,1' }),
   );
@@ -190,6 +192,7 @@ function poolParagraph(report: BenchReport): string {
     'The `-pool` scenarios run the same plugin code declared `placement: \'pool\'` (a worker thread)',
     'instead of `\'inline\'` (the main thread).',
     '',
+    line('The hand-off alone: a no-op plugin on the pool against inline (runner on one CPU, 8 connections)', get('noop'), get('noop-pool')),
     line('CPU-heavy filter, runner confined to one CPU (the pool cannot add CPU, only the hand-off)', get('cpu-heavy'), get('cpu-heavy-pool')),
     line('CPU-heavy filter, runner allowed on both CPUs', get('cpu-heavy@2cpu'), get('cpu-heavy-pool@2cpu')),
     line('One ExtraInfo variable from a pool plugin, asked lazily, against inline', get('extra-var'), get('extra-var-pool')),

@@ -81,9 +81,13 @@ const benchBody = definePlugin<Record<string, never>>({
   },
 });
 
+/** Does nothing: what the hand-off to a worker thread costs by itself (bench-noop-pool against this). */
+const benchNoop = definePlugin({ name: 'bench-noop', placement: 'inline', parseConf: () => ({}), requestFilter() {} });
+const benchNoopPool = definePlugin({ name: 'bench-noop-pool', placement: 'pool', parseConf: () => ({}), requestFilter() {} });
+
 const benchCpu = definePlugin<CpuConf>({ name: 'bench-cpu', placement: 'inline', parseConf: parseCpu, requestFilter: cpuFilter });
 const benchCpuPool = definePlugin<CpuConf>({ name: 'bench-cpu-pool', placement: 'pool', parseConf: parseCpu, requestFilter: cpuFilter });
 
 export const FIXTURE_PLUGINS_MODULE = new URL(import.meta.url);
 
-export default [benchVar, benchVarPool, benchVarPoolDeclared, benchBody, benchCpu, benchCpuPool] as Plugin[];
+export default [benchVar, benchVarPool, benchVarPoolDeclared, benchBody, benchNoop, benchNoopPool, benchCpu, benchCpuPool] as Plugin[];
