@@ -81,6 +81,13 @@ const TEXT_PLAIN = [{ name: 'Content-Type', value: 'text/plain; charset=utf-8' }
 const TEXT_PLAIN_INIT = { 'Content-Type': 'text/plain; charset=utf-8' };
 const OVERLOADED_BODY = 'the plugin runner is overloaded\n';
 
+/** The phase-specific steps of running a call (see CallHandler#execute). */
+interface CallOps<C> {
+  runInline(entry: ConfEntry, plan: ChainPlan, call: C, startMs: number): void | Promise<void>;
+  runSegments(payload: Buffer, entry: ConfEntry, plan: ChainPlan, call: C, sample: CallSample | null): Promise<Buffer | null>;
+  encode(call: C): Buffer;
+}
+
 /** A call that can cross to the pool: its state travels as `S`. */
 type SegmentCall<S extends CallState> = CallBase & { readonly pristine: boolean; exportState(): S; importState(state: S): void };
 
@@ -275,40 +282,70 @@ export class CallHandler {
     const req = readHttpReqCallReq(payload);
     const entry = this.#entry(req.confToken, 'request');
     if (entry.denial !== null) return this.#deny(req.id, entry.denial);
-    const plan = this.#plan(entry, 'request');
     const sample = this.#metrics === null ? null : (channel.sample ?? null);
     const port = sample === null ? null : new MeteredPort(channel, sample, this.#metrics!, PHASE_REQUEST);
     const call = new RequestCall(req, port ?? portFor(channel));
     if (port !== null) port.call = call;
+    return this.#execute(this.#requestOps, payload, entry, this.#plan(entry, 'request'), call, channel, sample);
+  }
+
+  /**
+   * Runs a call's chain and produces its reply, the same way in both phases (`ops` holds what
+   * differs). A chain that is all inline and synchronous answers in this turn, with no promise.
+   */
+  #execute<C extends RequestCall | ResponseCall>(
+    ops: CallOps<C>,
+    payload: Buffer,
+    entry: ConfEntry,
+    plan: ChainPlan,
+    call: C,
+    channel: CallChannel,
+    sample: CallSample | null,
+  ): Buffer | Promise<Buffer> {
     // With metrics, the clock read that ends the decode stage also starts the first filter.
     const startMs = sample === null ? 0 : (this.#clockMs = performance.now());
     if (plan.inline) {
       let pending: void | Promise<void>;
       try {
-        pending = runRequestChain(entry.requestChain, call, 0, entry.requestChain.length, this.#inlineMeter(plan, PHASE_REQUEST), startMs);
+        pending = ops.runInline(entry, plan, call, startMs);
       } catch (err) {
         return this.#failed(err, call);
       }
       if (pending === undefined) {
         sample?.chainRan(startMs, this.#clockMs, call.extraInfoWaitMs);
-        return this.#encodeReq(call);
+        return ops.encode(call);
       }
       return this.#settle(pending, call, channel).then(
         () => {
           sample?.chainRan(startMs, performance.now(), call.extraInfoWaitMs);
-          return this.#encodeReq(call);
+          return ops.encode(call);
         },
         (err: unknown) => this.#failed(err, call),
       );
     }
-    return this.#settle(this.#runRequestSegments(payload, entry, plan, call, sample), call, channel).then(
+    return this.#settle(ops.runSegments(payload, entry, plan, call, sample), call, channel).then(
       (frame) => {
         sample?.chainRan(startMs, performance.now(), call.extraInfoWaitMs);
-        return frame ?? this.#encodeReq(call);
+        return frame ?? ops.encode(call);
       },
       (err: unknown) => this.#failed(err, call),
     );
   }
+
+  /** What differs between the phases for #execute; built once per handler, not per call. */
+  readonly #requestOps: CallOps<RequestCall> = {
+    runInline: (entry, plan, call, startMs) =>
+      runRequestChain(entry.requestChain, call, 0, entry.requestChain.length, this.#inlineMeter(plan, PHASE_REQUEST), startMs),
+    runSegments: (payload, entry, plan, call, sample) => this.#runRequestSegments(payload, entry, plan, call, sample),
+    encode: (call) => this.#encodeReq(call),
+  };
+
+  readonly #responseOps: CallOps<ResponseCall> = {
+    runInline: (entry, plan, call, startMs) =>
+      runResponseChain(entry.responseChain, call, 0, entry.responseChain.length, this.#inlineMeter(plan, PHASE_RESPONSE), startMs),
+    runSegments: (payload, entry, plan, call, sample) => this.#runResponseSegments(payload, entry, plan, call, sample),
+    encode: (call) => this.#encodeResp(call),
+  };
 
   /** The meter of an inline chain: every filter with metrics on, else the auto plugins' only. */
   #inlineMeter(plan: ChainPlan, phase: number): FilterMeter | undefined {
@@ -422,38 +459,11 @@ export class CallHandler {
     // The upstream already answered, but its response can still be replaced: deny with a 503 the
     // route's allow_degradation cannot bypass.
     if (entry.denial !== null) return this.#denyResponse(req.id, entry.denial);
-    const plan = this.#plan(entry, 'response');
     const sample = this.#metrics === null ? null : (channel.sample ?? null);
     const port = sample === null ? null : new MeteredPort(channel, sample, this.#metrics!, PHASE_RESPONSE);
     const call = new ResponseCall(req, port ?? portFor(channel));
     if (port !== null) port.call = call;
-    const startMs = sample === null ? 0 : (this.#clockMs = performance.now());
-    if (plan.inline) {
-      let pending: void | Promise<void>;
-      try {
-        pending = runResponseChain(entry.responseChain, call, 0, entry.responseChain.length, this.#inlineMeter(plan, PHASE_RESPONSE), startMs);
-      } catch (err) {
-        return this.#failed(err, call);
-      }
-      if (pending === undefined) {
-        sample?.chainRan(startMs, this.#clockMs, call.extraInfoWaitMs);
-        return this.#encodeResp(call);
-      }
-      return this.#settle(pending, call, channel).then(
-        () => {
-          sample?.chainRan(startMs, performance.now(), call.extraInfoWaitMs);
-          return this.#encodeResp(call);
-        },
-        (err: unknown) => this.#failed(err, call),
-      );
-    }
-    return this.#settle(this.#runResponseSegments(payload, entry, plan, call, sample), call, channel).then(
-      (frame) => {
-        sample?.chainRan(startMs, performance.now(), call.extraInfoWaitMs);
-        return frame ?? this.#encodeResp(call);
-      },
-      (err: unknown) => this.#failed(err, call),
-    );
+    return this.#execute(this.#responseOps, payload, entry, this.#plan(entry, 'response'), call, channel, sample);
   }
 
   #encodeResp(call: ResponseCall): Buffer {
