@@ -142,7 +142,9 @@ function logStartup(logger: Logger, options: RunnerOptions, runner: Runner, vers
  */
 function printGatewaySnippet(options: RunnerOptions): void {
   const path = /^[\w./-]+$/.test(options.listenPath) ? options.listenPath : JSON.stringify(options.listenPath);
-  const cmd = [NAME, 'run', ...options.pluginPaths.flatMap((p) => ['--plugins', p])];
+  // Absolute node and CLI paths: the gateway runs the argv without a shell, and a git clone puts
+  // no apisix-node-runner on its PATH.
+  const cmd = [process.execPath, fileURLToPath(import.meta.url), 'run', ...options.pluginPaths.flatMap((p) => ['--plugins', p])];
   process.stdout.write(
     `To send the gateway's ext-plugin calls to this runner, add to its config.yaml:\n` +
       `ext-plugin:\n  path_for_test: ${path}\n` +
