@@ -21,6 +21,7 @@ import type { ConfSource } from './conf-cache.js';
 import type { PlacementTable } from './placement.js';
 import type { PluginRegistry } from './plugin-registry.js';
 import {
+  CALL,
   CALL_FIELDS,
   OUTCOME,
   RESULT_FIELDS,
@@ -257,7 +258,18 @@ export class WorkerPool {
     for (let i = 0; i < group.length; i++) {
       const { payload, phase, token, from, to, last, state, fingerprint, source } = group[i].request;
       view.set(payload, offset);
-      calls.push(group[i].id, phase, offset, payload.byteLength, token, from, to, last ? 1 : 0);
+      // Laid out by the same CALL offsets the worker reads with.
+      const at = calls.length;
+      // Pushed, not length-extended: a holey array is slower to clone.
+      for (let f = 0; f < CALL_FIELDS; f++) calls.push(0);
+      calls[at + CALL.id] = group[i].id;
+      calls[at + CALL.phase] = phase;
+      calls[at + CALL.offset] = offset;
+      calls[at + CALL.length] = payload.byteLength;
+      calls[at + CALL.token] = token;
+      calls[at + CALL.from] = from;
+      calls[at + CALL.to] = to;
+      calls[at + CALL.last] = last ? 1 : 0;
       offset += payload.byteLength;
       if (state !== null) (states ??= new Array<CallState | null>(group.length).fill(null))[i] = state;
       if (!thread.confs.has(token)) {
