@@ -88,6 +88,4 @@ const benchNoopPool = definePlugin({ name: 'bench-noop-pool', placement: 'pool',
 const benchCpu = definePlugin<CpuConf>({ name: 'bench-cpu', placement: 'inline', parseConf: parseCpu, requestFilter: cpuFilter });
 const benchCpuPool = definePlugin<CpuConf>({ name: 'bench-cpu-pool', placement: 'pool', parseConf: parseCpu, requestFilter: cpuFilter });
 
-export const FIXTURE_PLUGINS_MODULE = new URL(import.meta.url);
-
 export default [benchVar, benchVarPool, benchVarPoolDeclared, benchBody, benchNoop, benchNoopPool, benchCpu, benchCpuPool] as Plugin[];

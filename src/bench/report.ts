@@ -127,10 +127,3 @@ export function formatScenario(s: ScenarioResult): string {
   return lines.join('\n');
 }
 
-export function formatReport(r: BenchReport): string {
-  const pin = r.pinning.enabled ? `pinned: servers on CPU ${r.pinning.serverCpus}, load generator on CPU ${r.pinning.generatorCpus}` : 'not pinned';
-  return [
-    `${r.title}: ${r.machine.nproc} CPUs (${r.machine.cpuModel}), Node ${r.machine.node}, ${pin}`,
-    ...r.scenarios.map(formatScenario),
-  ].join('\n\n');
-}

@@ -110,8 +110,8 @@ export interface PoolStats {
 /**
  * A batch is cut to about this much worker time. Light calls (a few us each) still share one
  * wake-up by the dozens; heavy ones (hundreds of us) go one at a time to whichever thread is free,
- * so no thread sits idle while another works through a long batch (cpu-heavy scenario, 2 threads:
- * no speed-up over inline without the cap).
+ * so no thread sits idle while another works through a long batch: a thread coming free would
+ * otherwise take every queued call, leaving the others nothing until it answers.
  */
 const BATCH_BUDGET_US = 250;
 /** Weight of the newest batch in the running average of worker time per call. */
