@@ -75,10 +75,28 @@ export class ConnectionClosedError extends RunnerError {
   }
 }
 
-/** The socket path cannot be served: its directory is missing, it is a directory, or bind failed. */
+/** The socket path cannot be served: it is not absolute or too long, its directory is missing, or bind failed. */
 export class SocketPathError extends RunnerError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ANR_ERR_SOCKET_PATH', message, options);
+  }
+}
+
+/**
+ * Something that is not a socket (a regular file, a directory, a symbolic link, a FIFO, a device)
+ * is at the socket path. The runner replaces only a socket (a previous runner's, live or stale),
+ * so the file is left untouched and the runner does not start.
+ */
+export class SocketPathOccupiedError extends RunnerError {
+  constructor(
+    readonly path: string,
+    /** What is there, as `lstat` sees it: `a regular file`, `a directory`, `a symbolic link`, ... */
+    readonly kind: string,
+  ) {
+    super(
+      'ANR_ERR_SOCKET_PATH_OCCUPIED',
+      `socket path ${JSON.stringify(path)} is ${kind}, not a socket: the runner replaces only a socket; remove it or choose another path`,
+    );
   }
 }
 

@@ -36,6 +36,7 @@ export {
   RunnerError,
   ShuttingDownError,
   SocketPathError,
+  SocketPathOccupiedError,
   UnexpectedRpcTypeError,
   WorkerFailedError,
 } from './errors.js';

@@ -106,7 +106,8 @@ Commands:
 
 Options of "run":
   --listen ADDR              Unix socket to listen on, "unix:/abs/path" or "/abs/path" (at most
-                             ${MAX_SOCKET_PATH_BYTES} bytes, the Linux sun_path limit).
+                             ${MAX_SOCKET_PATH_BYTES} bytes, the Linux sun_path limit). A socket already there
+                             is replaced; any other file there stops the start.
                              env: APISIX_LISTEN_ADDRESS, then API7_LISTEN_ADDRESS
                              default: ${DEFAULT_LISTEN_ADDRESS}
   --socket-mode MODE         Octal file mode of the socket, 0000-0777.

@@ -7,6 +7,9 @@
  *   final mode, then rename() it over the path. A gateway worker connecting during the takeover
  *   finds either the old socket or the new one, never no file (unlink-then-bind leaves a gap where
  *   connects fail with ENOENT);
+ * - only a socket is ever replaced (a previous runner's, live or stale): anything else at the path
+ *   (an operator's file passed to `--listen` by mistake, a directory, a symlink) is refused with
+ *   SocketPathOccupiedError and left untouched;
  * - exit removes the path only if it is still our inode. The exiting runner deleting the next
  *   runner's socket is apache/apisix#11347 ("apisix reload sometimes causes the plug-in's sock file
  *   to disappear").
@@ -18,18 +21,15 @@
  * path the real one.
  */
 import { randomBytes } from 'node:crypto';
-import { type BigIntStats, chmodSync, lstatSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { type BigIntStats, chmodSync, lstatSync, renameSync, type Stats, statSync, unlinkSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { dirname, isAbsolute, join } from 'node:path';
-import { SocketPathError } from '../errors.js';
+import { SocketPathError, SocketPathOccupiedError } from '../errors.js';
 import { MAX_SOCKET_PATH_BYTES } from '../options.js';
 /** A temporary name that collides with an existing file is retried with fresh randomness. */
 const TEMP_NAME_ATTEMPTS = 5;
 
-/**
- * The socket path cannot be used: its directory is missing or not a directory, the path is a
- * directory, or the socket cannot be created there. A startup failure (exit 1).
- */
+/** A socket file served by this process. */
 export interface SocketFile {
   /** The socket path served (without `unix:`). */
   readonly path: string;
@@ -54,9 +54,12 @@ export interface SocketFile {
 }
 
 /**
- * Makes `server` listen on the Unix socket `path` with file mode `mode`, replacing whatever file is
- * there (a stale socket, a previous runner's live socket, a regular file).
- * @throws SocketPathError (`ANR_ERR_SOCKET_PATH`) naming the path.
+ * Makes `server` listen on the Unix socket `path` with file mode `mode`, replacing the socket that
+ * is there, if any (a stale one, or a previous runner's live one). A startup failure (exit 1) when:
+ * @throws SocketPathOccupiedError (`ANR_ERR_SOCKET_PATH_OCCUPIED`) naming the path and what is
+ *   there, when it is not a socket; nothing is touched.
+ * @throws SocketPathError (`ANR_ERR_SOCKET_PATH`) naming the path, when it is not absolute or too
+ *   long, its directory is missing or not a directory, or the socket cannot be created there.
  */
 export async function listenOnSocketPath(server: Server, path: string, mode: number): Promise<SocketFile> {
   checkPath(path);
@@ -78,7 +81,9 @@ export async function listenOnSocketPath(server: Server, path: string, mode: num
   const atomic = boundPath !== null;
   if (boundPath === null) {
     // Fallback when the directory's path is so long that no temporary name fits in 107 bytes:
-    // unlink-then-bind, with a short window where the path is missing.
+    // unlink-then-bind, with a short window where the path is missing. Checked again right before
+    // the unlink, with the same remaining race as the rename below.
+    refuseNonSocket(path);
     try {
       unlinkSync(path);
     } catch (err) {
@@ -95,10 +100,22 @@ export async function listenOnSocketPath(server: Server, path: string, mode: num
   let stats: BigIntStats;
   try {
     stats = applyMode(boundPath, mode);
-    if (atomic) renameSync(boundPath, path);
+    if (atomic) {
+      // Checked again right before the rename, which replaces whatever it finds: the first check
+      // ran before the bind. Still racy: a file created at the path between this lstat and the
+      // rename (microseconds) is replaced. POSIX has no "rename only over a socket"; Linux
+      // renameat2's RENAME_NOREPLACE would also refuse the previous runner's socket, which a reload
+      // must replace, and RENAME_EXCHANGE (swap, inspect, swap back) is not exposed by Node.
+      // Acceptable: only a process allowed to write to this directory can create that file, and it
+      // could as well delete it; the data loss this prevents, a --listen or APISIX_LISTEN_ADDRESS
+      // naming an existing file, is no race.
+      refuseNonSocket(path);
+      renameSync(boundPath, path);
+    }
   } catch (err) {
     // Closing unlinks the temporary name (libuv), so nothing is left behind.
     server.close();
+    if (err instanceof SocketPathOccupiedError) throw err;
     throw new SocketPathError(`cannot take over the socket path ${JSON.stringify(path)}: ${describeFsError(err)}`, {
       cause: err,
     });
@@ -154,15 +171,34 @@ function checkPath(path: string): void {
       cause: err,
     });
   }
-  let isDirectory = false;
+  refuseNonSocket(path);
+}
+
+/**
+ * Throws SocketPathOccupiedError when something other than a socket is at `path`. `lstat`, not
+ * `stat`: a symbolic link is refused even when it points to a socket, since renaming over it
+ * replaces the link, which the operator made on purpose.
+ */
+function refuseNonSocket(path: string): void {
+  let stats: Stats;
   try {
-    isDirectory = lstatSync(path).isDirectory();
-  } catch {
-    // Missing is the normal case; anything else surfaces at bind time.
+    stats = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    // Unknown is not "nothing": replacing it could destroy a file.
+    throw new SocketPathError(`cannot inspect the socket path ${JSON.stringify(path)}: ${describeFsError(err)}`, { cause: err });
   }
-  if (isDirectory) {
-    throw new SocketPathError(`socket path ${JSON.stringify(path)} is a directory`);
-  }
+  if (!stats.isSocket()) throw new SocketPathOccupiedError(path, fileKind(stats));
+}
+
+function fileKind(stats: Stats): string {
+  if (stats.isFile()) return 'a regular file';
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isSymbolicLink()) return 'a symbolic link';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  return 'a file of unknown type';
 }
 
 /**

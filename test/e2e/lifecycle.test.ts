@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -130,11 +130,34 @@ describe('socket path', () => {
     rmSync(first.dir, { recursive: true, force: true });
   });
 
-  test('a stale regular file, and a dead runner\'s socket, at the path are taken over', async (t) => {
+  for (const listenVia of ['flag', 'env'] as const) {
+    const source = listenVia === 'flag' ? '--listen' : 'APISIX_LISTEN_ADDRESS';
+    test(`a regular file named by ${source} is not replaced: exit 1 naming it, its content unchanged`, async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'anr-e2e-'));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      const path = join(dir, 'notes.txt');
+      writeFileSync(path, 'an operator\'s notes\n');
+      const runner = await RunnerProcess.start({ socketPath: path, listenVia, ready: 'none', args: PLUGINS });
+      t.after(() => runner.cleanup());
+      // Before the fix it served on the path: notice that at once instead of waiting for an exit.
+      const served = runner.waitForLog((l) => String(l.msg).includes('listening on'), 60_000).then(
+        () => true,
+        () => false,
+      );
+      const exit = await Promise.race([runner.exited, served.then((yes) => (yes ? null : runner.exited))]);
+      assert.ok(exit !== null, `the runner took the file over: ${readdirSync(dir).join(', ')}`);
+      const stderr = runner.stderrLines.join('\n');
+      assert.deepEqual([exit.code, exit.signal], [1, null], stderr);
+      assert.ok(stderr.includes(`socket path ${JSON.stringify(path)} is a regular file, not a socket`), stderr);
+      assert.equal(readFileSync(path, 'utf8'), 'an operator\'s notes\n');
+      assert.deepEqual(readdirSync(dir), ['notes.txt'], 'no temporary socket left behind');
+    });
+  }
+
+  test('nothing, then a dead runner\'s socket, at the path are taken over', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'anr-e2e-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const path = join(dir, 'runner.sock');
-    writeFileSync(path, 'stale');
     const runner = await startRunner(t, { socketPath: path });
     assert.ok(statSync(path).isSocket());
     expectOk(await gateway(t, path).httpReqCall(whoami, {}));

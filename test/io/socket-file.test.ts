@@ -1,10 +1,11 @@
 import { strict as assert } from 'node:assert';
-import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { SocketPathError } from '../../src/errors.js';
+import { SocketPathError, SocketPathOccupiedError } from '../../src/errors.js';
 import { listenOnSocketPath } from '../../src/io/socket-file.js';
 
 /** A fresh directory per test, removed with everything in it at the end. */
@@ -63,36 +64,99 @@ function currentUmask(): number {
   return mask;
 }
 
-test('takes over a stale regular file and leaves no temporary file behind', async (t) => {
+/**
+ * A socket file without a listener at `path`, as a SIGKILLed runner leaves it: bind at a short name
+ * in the same directory, hard-link the inode to the path, then close (which unlinks only the bound name).
+ */
+async function staleSocket(path: string): Promise<void> {
+  // A 2-byte name: the fallback test's directory leaves no room for more.
+  const bound = join(dirname(path), '.z');
+  const dead = createServer();
+  await new Promise<void>((resolve) => dead.listen(bound, resolve));
+  linkSync(bound, path);
+  await new Promise<void>((resolve) => dead.close(() => resolve()));
+  assert.ok(lstatSync(path).isSocket());
+}
+
+test('takes over a stale socket that nobody listens on, and leaves no temporary file behind', async (t) => {
   const dir = freshDir(t);
   const path = join(dir, 'runner.sock');
-  writeFileSync(path, 'stale');
+  await staleSocket(path);
+  await assert.rejects(connect(t, path), { code: 'ECONNREFUSED' });
 
-  const file = await listenOnSocketPath(namedServer(t, 'a'), path, 0o766);
+  const file = await listenOnSocketPath(namedServer(t, 'b'), path, 0o766);
   assert.ok(lstatSync(path).isSocket());
   assert.equal(file.path, path);
   assert.equal(file.atomic, true);
   assert.notEqual(file.boundPath, path);
   assert.equal(lstatSync(path, { bigint: true }).ino, file.ino);
-  assert.equal(await askNew(t, path, 'hi'), 'a:hi');
+  assert.equal(await askNew(t, path, 'hi'), 'b:hi');
   assert.deepEqual(readdirSync(dir), ['runner.sock']);
 });
 
-test('takes over a stale socket that nobody listens on', async (t) => {
+test('takes over a path where nothing is', async (t) => {
   const dir = freshDir(t);
   const path = join(dir, 'runner.sock');
-  // A socket file without a listener, as a SIGKILLed runner leaves it: bind elsewhere, hard-link
-  // the inode to the path, then close (which unlinks only the bound name).
-  const dead = createServer();
-  await new Promise<void>((resolve) => dead.listen(join(dir, 'dead.sock'), resolve));
-  linkSync(join(dir, 'dead.sock'), path);
-  await new Promise<void>((resolve) => dead.close(() => resolve()));
-  assert.ok(lstatSync(path).isSocket());
-  await assert.rejects(connect(t, path), { code: 'ECONNREFUSED' });
-
-  await listenOnSocketPath(namedServer(t, 'b'), path, 0o766);
-  assert.equal(await askNew(t, path, 'hi'), 'b:hi');
+  await listenOnSocketPath(namedServer(t, 'n'), path, 0o766);
+  assert.equal(await askNew(t, path, 'hi'), 'n:hi');
   assert.deepEqual(readdirSync(dir), ['runner.sock']);
+});
+
+/** Asserts the rejection of `path` as holding `kind`: the error names both, and the server is not left listening. */
+async function assertRefused(server: Server, path: string, kind: string): Promise<void> {
+  await assert.rejects(listenOnSocketPath(server, path, 0o766), (err: unknown) => {
+    assert.ok(err instanceof SocketPathOccupiedError, String(err));
+    assert.equal(err.code, 'ANR_ERR_SOCKET_PATH_OCCUPIED');
+    assert.equal(err.path, path);
+    assert.equal(err.kind, kind);
+    assert.ok(err.message.includes(`${JSON.stringify(path)} is ${kind}, not a socket`), err.message);
+    return true;
+  });
+  assert.equal(server.listening, false);
+}
+
+test('anything but a socket at the path is refused and left untouched', async (t) => {
+  const dir = freshDir(t);
+  const target = join(dir, 'precious.txt');
+  writeFileSync(target, 'precious');
+  const liveSocket = join(dir, 'live.sock');
+  await listenOnSocketPath(namedServer(t, 'live'), liveSocket, 0o766);
+
+  const cases: Array<[string, string, (path: string) => void]> = [
+    ['regular file', 'a regular file', (path) => writeFileSync(path, 'my data')],
+    ['empty regular file', 'a regular file', (path) => writeFileSync(path, '')],
+    ['directory', 'a directory', (path) => mkdirSync(path)],
+    ['symlink to a file', 'a symbolic link', (path) => symlinkSync(target, path)],
+    // Renaming over a link replaces the link, not what it points to: the link is the operator's.
+    ['symlink to a socket', 'a symbolic link', (path) => symlinkSync(liveSocket, path)],
+    ['dangling symlink', 'a symbolic link', (path) => symlinkSync(join(dir, 'nowhere'), path)],
+    ['fifo', 'a FIFO', (path) => execFileSync('mkfifo', [path])],
+  ];
+  for (const [name, kind, make] of cases) {
+    const path = join(dir, `${name.replaceAll(' ', '-')}.sock`);
+    make(path);
+    const before = lstatSync(path, { bigint: true });
+    const listing = readdirSync(dir).sort();
+    await assertRefused(namedServer(t, 'x'), path, kind);
+    const after = lstatSync(path, { bigint: true });
+    assert.deepEqual([after.ino, after.mode, after.mtimeNs], [before.ino, before.mode, before.mtimeNs], name);
+    if (after.isFile()) assert.equal(readFileSync(path, 'utf8'), name === 'regular file' ? 'my data' : '', name);
+    assert.deepEqual(readdirSync(dir).sort(), listing, `${name}: no temporary file left behind`);
+  }
+  assert.equal(readFileSync(target, 'utf8'), 'precious');
+  assert.equal(await askNew(t, liveSocket, 'still'), 'live:still');
+});
+
+test('a file that appears at the path while the socket is being bound is refused too (checked before the rename)', async (t) => {
+  const dir = freshDir(t);
+  const path = join(dir, 'runner.sock');
+  const server = namedServer(t, 'late');
+  // 'listening' fires once the temporary name is bound, before the takeover continues: the window
+  // between the first check and the rename, where a file can appear.
+  server.once('listening', () => writeFileSync(path, 'arrived late'));
+  await assertRefused(server, path, 'a regular file');
+  assert.equal(readFileSync(path, 'utf8'), 'arrived late');
+  assert.deepEqual(readdirSync(dir), ['runner.sock'], 'the temporary socket is gone');
 });
 
 for (const mode of [0o766, 0o700, 0o600, 0o777]) {
@@ -164,16 +228,12 @@ test('release() returns false when the path is gone or is another file, and neve
   assert.equal(file.release(), false);
 });
 
-test('a missing directory, a directory at the path, or a file as the directory: SocketPathError naming the path', async (t) => {
+test('a missing directory, or a file as the directory: SocketPathError naming the path', async (t) => {
   const dir = freshDir(t);
   const cases: Array<[string, RegExp]> = [];
 
   const missing = join(dir, 'no-such-dir', 'runner.sock');
   cases.push([missing, /socket directory ".*no-such-dir" does not exist/]);
-
-  const isDir = join(dir, 'a-directory');
-  mkdirSync(isDir);
-  cases.push([isDir, /is a directory/]);
 
   writeFileSync(join(dir, 'plain-file'), '');
   const underFile = join(dir, 'plain-file', 'runner.sock');
@@ -190,7 +250,7 @@ test('a missing directory, a directory at the path, or a file as the directory: 
     });
     assert.equal(server.listening, false);
   }
-  assert.deepEqual(readdirSync(dir).sort(), ['a-directory', 'plain-file']);
+  assert.deepEqual(readdirSync(dir), ['plain-file']);
 });
 
 /** A directory under a fresh temp dir whose path is exactly `bytes` long. */
@@ -206,7 +266,7 @@ test('a 107-byte path still gets an atomic takeover through a shorter temporary 
   const dir = dirOfLength(t, 90);
   const path = join(dir, 'apisix-1234.sock'); // 90 + 1 + 16 = 107 bytes
   assert.equal(Buffer.byteLength(path), 107);
-  writeFileSync(path, 'stale');
+  await staleSocket(path);
   const file = await listenOnSocketPath(namedServer(t, 'l'), path, 0o766);
   assert.equal(file.atomic, true);
   assert.ok(Buffer.byteLength(file.boundPath) <= 107);
@@ -217,13 +277,22 @@ test('a 107-byte path still gets an atomic takeover through a shorter temporary 
 test('with no room for a temporary name it falls back to unlink-then-bind at the path', async (t) => {
   const dir = dirOfLength(t, 104);
   const path = join(dir, 'r'); // 106 bytes: room for a 2-byte temporary name only
-  writeFileSync(path, 'stale');
+  await staleSocket(path);
   const file = await listenOnSocketPath(namedServer(t, 'f'), path, 0o700);
   assert.equal(file.atomic, false);
   assert.equal(file.boundPath, path);
   assert.equal(statSync(path).mode & 0o777, 0o700);
   assert.equal(await askNew(t, path, 'y'), 'f:y');
   assert.equal(file.release(), true);
+});
+
+test('the unlink-then-bind fallback refuses a regular file too', async (t) => {
+  const dir = dirOfLength(t, 104);
+  const path = join(dir, 'r');
+  writeFileSync(path, 'my data');
+  await assertRefused(namedServer(t, 'f'), path, 'a regular file');
+  assert.equal(readFileSync(path, 'utf8'), 'my data');
+  assert.deepEqual(readdirSync(dir), ['r']);
 });
 
 test('a path over 107 bytes is refused before touching the filesystem', async (t) => {
