@@ -118,7 +118,8 @@ export interface PluginDefinition<C = unknown> {
   name: string;
   /**
    * Parse and validate one route's `value` (a string, normally JSON). Runs once per PrepareConf, not
-   * per request. Throw to reject the conf: the route then fails closed (Stop 503).
+   * per request. Throw to reject the conf: the route then fails closed (Stop 503, body
+   * `plugin "name" rejected its configuration`); the error's message goes only to the runner's log.
    * Default: `JSON.parse` of a non-empty value, `{}` for an empty one.
    */
   parseConf?(value: string): C;

@@ -1,7 +1,7 @@
 /**
  * Conf validation shared by the built-in plugins. A rejected conf fails its route closed and the
- * message becomes the body of every 503 on that route, so each message names the field at fault
- * and shows what was given.
+ * message goes to the runner's log (the client's 503 only names the plugin), so each message names
+ * the field at fault and shows what was given.
  */
 
 export type ConfObject = Record<string, unknown>;

@@ -34,7 +34,7 @@ import type { ExtraInfoQuery } from '../protocol/messages.js';
 import { utf8 } from './bytes.js';
 import type { CallBase, ExtraInfoPort } from './call-base.js';
 import { runRequestChain, runResponseChain, type FilterMeter, type Phase, type PreparedPlugin } from './chain.js';
-import type { ChainPlan, ConfCache, ConfEntry, ConfSource } from './conf-cache.js';
+import type { ChainPlan, ConfCache, ConfEntry, ConfSource, Denial } from './conf-cache.js';
 import type { Deadlines } from './deadlines.js';
 import type { PlacementTable } from './placement.js';
 import type { PluginRegistry } from './plugin-registry.js';
@@ -200,7 +200,7 @@ export class CallHandler {
     }
     const entry = this.#cache.insert({ source, key, fingerprint, ...this.#build(source) });
     if (entry.denial !== null) {
-      this.#log.error({ token: entry.token, key, conf: source.map((s) => s.name) }, `conf denied, every call with this token answers 503: ${entry.denial}`);
+      this.#log.error({ token: entry.token, key, conf: source.map((s) => s.name) }, `conf denied, every call with this token answers 503: ${entry.denial.detail}`);
     } else {
       this.#log.debug({ token: entry.token, key, conf: source.map((s) => s.name) }, 'conf prepared');
     }
@@ -211,7 +211,7 @@ export class CallHandler {
   #build(source: readonly ConfSource[]): Pick<ConfEntry, 'denial' | 'requestChain' | 'responseChain' | 'missingIn' | 'generation'> {
     const { registry, generation } = this.#plugins;
     const chain: PreparedPlugin[] = [];
-    let denial: string | null = null;
+    let denial: Denial | null = null;
     for (const { name, value } of source) {
       const plugin = registry.get(name);
       if (plugin === undefined) {
@@ -219,13 +219,17 @@ export class CallHandler {
           this.#log.warn({ plugin: name }, `plugin "${name}" is not loaded: skipped (--skip-unknown-plugins)`);
           continue;
         }
-        denial ??= `plugin "${name}" is not loaded`;
+        const reason = `plugin "${name}" is not loaded`;
+        denial ??= { reason, detail: reason };
         continue;
       }
       try {
         chain.push({ plugin, conf: plugin.parseConf(value) });
       } catch (err) {
-        denial ??= `plugin "${name}" rejected its conf: ${describe(err)}`;
+        // The error text stays in the log: JSON.parse quotes the value it failed on, and a plugin's
+        // own message often quotes its whole conf (keys, upstream credentials).
+        const reason = `plugin "${name}" rejected its configuration`;
+        denial ??= { reason, detail: `${reason}: ${describe(err)}` };
       }
     }
     if (denial !== null) return { denial, requestChain: [], responseChain: [], missingIn: { request: [], response: [] }, generation };
@@ -247,7 +251,7 @@ export class CallHandler {
     if (entry.generation !== this.#plugins.generation) {
       // Reloaded plugins: parse this conf again with the new modules (the token stays valid).
       Object.assign(entry, this.#build(entry.source), { plans: null });
-      if (entry.denial !== null) this.#log.error({ token }, `conf denied after reload: ${entry.denial}`);
+      if (entry.denial !== null) this.#log.error({ token }, `conf denied after reload: ${entry.denial.detail}`);
     }
     if (!entry.warned[phase] && entry.missingIn[phase].length > 0) {
       entry.warned[phase] = true;
@@ -281,7 +285,7 @@ export class CallHandler {
   #httpReqCall(payload: Buffer, channel: CallChannel): Buffer | Promise<Buffer> {
     const req = readHttpReqCallReq(payload);
     const entry = this.#entry(req.confToken, 'request');
-    if (entry.denial !== null) return this.#deny(req.id, entry.denial);
+    if (entry.denial !== null) return this.#deny(req.id, entry.denial.reason);
     const sample = this.#metrics === null ? null : (channel.sample ?? null);
     const port = sample === null ? null : new MeteredPort(channel, sample, this.#metrics!, PHASE_REQUEST);
     const call = new RequestCall(req, port ?? portFor(channel));
@@ -458,7 +462,7 @@ export class CallHandler {
     const entry = this.#entry(req.confToken, 'response');
     // The upstream already answered, but its response can still be replaced: deny with a 503 the
     // route's allow_degradation cannot bypass.
-    if (entry.denial !== null) return this.#denyResponse(req.id, entry.denial);
+    if (entry.denial !== null) return this.#denyResponse(req.id, entry.denial.reason);
     const sample = this.#metrics === null ? null : (channel.sample ?? null);
     const port = sample === null ? null : new MeteredPort(channel, sample, this.#metrics!, PHASE_RESPONSE);
     const call = new ResponseCall(req, port ?? portFor(channel));
@@ -514,6 +518,7 @@ export class CallHandler {
         this.#log.warn({ plugin, id: call?.id, err: cause ?? err, heldBack: held || undefined }, err.message);
       }
       if (err.deny && call !== null) {
+        // A fixed text: the error's message (logged above) can quote the request or the conf.
         const reason = `plugin "${plugin}" failed`;
         return call instanceof RequestCall ? this.#deny(call.id, reason) : this.#denyResponse(call.id, reason);
       }

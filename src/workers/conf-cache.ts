@@ -18,7 +18,7 @@ export interface ConfEntry {
   /** The conf list as the gateway sent it (UTF-8 decoded), in order. */
   readonly source: readonly ConfSource[];
   /** Why every call with this token is denied (fail closed, DECISIONS 1), or null. */
-  denial: string | null;
+  denial: Denial | null;
   requestChain: readonly PreparedPlugin[];
   responseChain: readonly PreparedPlugin[];
   /** Plugins listed in the conf that have no filter for a phase; warned about once when that phase runs. */
@@ -33,6 +33,17 @@ export interface ConfEntry {
   lastUsedMs: number;
   /** When the entry last moved to the recent end of the LRU order. */
   movedAtMs: number;
+}
+
+/** A conf the runner cannot run: every call with its token answers Stop 503. */
+export interface Denial {
+  /**
+   * The 503 body the client gets: the plugin's name and a stable reason, nothing from the conf
+   * value or the plugin's error text (which may quote the conf, secrets included).
+   */
+  readonly reason: string;
+  /** The same with the plugin's error text, for the runner's log (the operator's eyes only). */
+  readonly detail: string;
 }
 
 export type NewConfEntry = Omit<ConfEntry, 'token' | 'lastUsedMs' | 'movedAtMs' | 'warned' | 'plans'>;
