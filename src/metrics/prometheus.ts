@@ -145,7 +145,7 @@ export function renderPrometheus(metrics: RunnerMetrics, stats: RunnerStats): st
   }
 
   const loop = metrics.eventLoopDelay();
-  out.family('anr_event_loop_delay_seconds', 'summary', "The main thread's event-loop delay since startup (perf_hooks.monitorEventLoopDelay, sampled every 20 ms).");
+  out.family('anr_event_loop_delay_seconds', 'summary', "The main thread's event-loop delay since startup (perf_hooks.monitorEventLoopDelay sampled every 20 ms, less that period: how late each tick came).");
   for (const [q, key] of EVENT_LOOP_QUANTILES) out.sample('anr_event_loop_delay_seconds', { quantile: q }, loop[key] / 1e6);
   out.sample('anr_event_loop_delay_seconds_sum', null, loop.sum / 1e6);
   out.sample('anr_event_loop_delay_seconds_count', null, loop.count);

@@ -10,7 +10,7 @@
  * `decode` is the payload decode, token lookup and chain plan; `queue` the wait for a worker thread
  * (pool segments only); `extra_info` the wait for the gateway's ExtraInfo answers (calls that asked).
  */
-import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
+import { type Histogram, monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { decodeErrResp } from '../protocol/codec.js';
 import { HEADER_BYTES, RpcType } from '../protocol/constants.js';
 import { LatencyHistogram, type HistogramSummary } from './histogram.js';
@@ -40,7 +40,7 @@ TYPE_SLOT[RpcType.HttpReqCall] = SLOT_REQ;
 TYPE_SLOT[RpcType.HttpRespCall] = SLOT_RESP;
 
 /** Event-loop delay sampling period: 50 wake-ups a second, only while metrics are on. */
-const EVENT_LOOP_RESOLUTION_MS = 20;
+export const EVENT_LOOP_RESOLUTION_MS = 20;
 
 /** One plugin's filter in one phase, on every thread. */
 export interface PluginSeries {
@@ -132,25 +132,42 @@ export class RunnerMetrics {
 
   /** Event-loop delay since startup (startEventLoopMonitor), microseconds. */
   eventLoopDelay(): HistogramSummary & { sum: number } {
-    const h = this.#eventLoop;
-    const count = h.count;
-    if (count === 0) return { count: 0, mean: 0, p50: 0, p90: 0, p99: 0, p99_9: 0, max: 0, sum: 0 };
-    const us = (ns: number): number => Math.round(ns / 100) / 10;
-    return {
-      count,
-      mean: us(h.mean),
-      p50: us(h.percentile(50)),
-      p90: us(h.percentile(90)),
-      p99: us(h.percentile(99)),
-      p99_9: us(h.percentile(99.9)),
-      max: us(h.max),
-      sum: us(h.mean * count),
-    };
+    return eventLoopDelaySummary(this.#eventLoop, EVENT_LOOP_RESOLUTION_MS);
   }
 
   close(): void {
     this.#eventLoop.disable();
   }
+}
+
+/**
+ * The delay figures of a `monitorEventLoopDelay({ resolution })` histogram, in microseconds.
+ *
+ * The monitor records the time between two ticks of its `resolution` ms timer (Node's
+ * `Histogram::RecordDelta`), not how late a tick was: an idle loop's samples are 20.0-20.3 ms, so
+ * the raw figures said "p50 20 ms" for every runner and doctor warned about all of them. The
+ * delay is what exceeds the timer's period, so the period comes off every figure. Percentiles and
+ * the max shift by the same amount (subtracting a constant keeps the order of the samples); a
+ * sample below the period (libuv's timers run on a millisecond clock, so a tick can come up to
+ * 1 ms early) is no delay, 0. The mean and sum are clamped as a whole, which can only understate
+ * the sum of clamped samples by those early ticks' sub-millisecond shortfall.
+ */
+export function eventLoopDelaySummary(h: Histogram, resolutionMs: number): HistogramSummary & { sum: number } {
+  const count = h.count;
+  if (count === 0) return { count: 0, mean: 0, p50: 0, p90: 0, p99: 0, p99_9: 0, max: 0, sum: 0 };
+  const periodNs = resolutionMs * 1e6;
+  const delayUs = (ns: number): number => Math.round(Math.max(0, ns - periodNs) / 100) / 10;
+  const mean = delayUs(h.mean);
+  return {
+    count,
+    mean,
+    p50: delayUs(h.percentile(50)),
+    p90: delayUs(h.percentile(90)),
+    p99: delayUs(h.percentile(99)),
+    p99_9: delayUs(h.percentile(99.9)),
+    max: delayUs(h.max),
+    sum: Math.round(mean * count * 10) / 10,
+  };
 }
 
 /**

@@ -339,14 +339,17 @@ describe('doctor on a running runner', () => {
   test('a plugin blocking the main thread shows as the slowest plugin and in the event-loop delay', async (t) => {
     const runner = await startTestRunner(t, { threads: 0, pluginPaths: [FIXTURE_PLUGINS, METRICS_FIXTURES], metricsAddr: { host: '127.0.0.1', port: 0 } });
     const gw = runner.gateway();
-    const busy = routeConf('route#busy', [['metrics-busy', { ms: 15 }]]);
+    // Each block longer than the monitor's 20 ms period: a shorter one can fall between two ticks
+    // and delay neither, while a sample spanning a 40 ms block is >= 40 ms, >= 20 ms once the
+    // period is subtracted.
+    const busy = routeConf('route#busy', [['metrics-busy', { ms: 40 }]]);
     for (let i = 0; i < 20; i++) expectOk(await gw.httpReqCall(busy));
     const s = await stats(runner);
     const checks = judgeStats(s);
     const slowest = verdict(checks, 'slowest-plugin');
     assert.equal(slowest.verdict, 'fail');
     assert.match(slowest.text, /^slowest plugin p99 \d+(\.\d)? ms: metrics-busy \(request\) on the main thread$/);
-    // Each call held the main thread 15 ms: the event-loop monitor saw it (too few samples for a verdict yet).
+    // Each call held the main thread 40 ms: the event-loop monitor saw it (too few samples for a verdict yet).
     assert.ok(s.eventLoopDelayUs.max >= 10_000, `event-loop delay max ${s.eventLoopDelayUs.max} us`);
     assert.match(formatCheck(verdict(checks, 'event-loop-delay')), /^event-loop delay p99 .*: not observed: too short to judge \(\d+ samples/);
   });
