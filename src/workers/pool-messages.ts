@@ -29,8 +29,8 @@ export interface BatchMessage {
   type: 'batch';
   seq: number;
   /**
-   * Request payloads at the offsets the calls name, copied once by the main thread and decoded in
-   * place by the worker; the worker writes reply frames after `used` while they fit.
+   * Request payloads at the offsets the calls name, copied in by the main thread and out by the
+   * worker before it decodes them; the worker writes reply frames after `used` while they fit.
    */
   buffer: SharedArrayBuffer;
   used: number;

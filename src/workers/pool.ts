@@ -3,8 +3,9 @@
  * microseconds here whatever carries it (PERF-NOTES), so calls are handed over in batches: each
  * thread has at most one batch outstanding, and the calls that arrive while every thread is busy
  * leave together with the next one. Under load one wake-up carries many calls; when idle a call
- * leaves at once. Payloads are copied once into a shared buffer, decoded in place by the worker,
- * and most reply frames come back in the same buffer.
+ * leaves at once. Payloads are copied into a shared buffer, which the worker copies each call out
+ * of before decoding it (pool-worker.ts, callBytes), and most reply frames come back in the same
+ * buffer.
  *
  * piscina supervises the threads (start, replace after a crash, terminate); the batches travel on
  * each thread's own channel (see pool-worker.ts).
