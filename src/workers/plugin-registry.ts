@@ -4,6 +4,7 @@ import { extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PluginLoadError, describe } from '../errors.js';
 import { definePlugin, isPlugin, type Plugin, type PluginDefinition } from '../plugin.js';
+import { resolvePackageToSelf } from './self-resolve.js';
 
 const MODULE_EXTENSIONS = new Set(['.js', '.mjs']);
 let reloads = 0;
@@ -76,6 +77,7 @@ export class PluginRegistry {
         let mod: { default?: unknown };
         const url = pathToFileURL(file);
         if (fresh) url.searchParams.set('reload', String(++reloads));
+        resolvePackageToSelf(file);
         try {
           mod = (await import(url.href)) as { default?: unknown };
         } catch (err) {

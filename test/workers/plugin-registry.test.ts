@@ -1,6 +1,8 @@
 import { strict as assert } from 'node:assert';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { PluginLoadError } from '../../src/errors.js';
 import { isPlugin, type PluginRequest, type RequestActions } from '../../src/plugin.js';
@@ -166,5 +168,38 @@ describe('PluginRegistry.load', () => {
     const file = fixture('say-clash.mjs');
     await assert.rejects(registry.load([file]), loadError(`plugin "say" is defined twice: in builtin and in ${file}`));
     assert.equal(registry.get('say'), builtinPlugins[0], 'the built-in stays');
+  });
+});
+
+describe("PluginRegistry.load: 'apisix-node-runner' from a folder outside the package", () => {
+  // A folder under the OS temp dir: no node_modules above it has the package (issue 8, item 5).
+  // The runner here is .build/; the name resolves through the package's exports, to dist/ (npm test builds it).
+  function outsideFolder(t: TestContext, files: Readonly<Record<string, string>>): string {
+    const dir = mkdtempSync(join(tmpdir(), 'anr-plugins-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(join(dir, path, '..'), { recursive: true });
+      writeFileSync(join(dir, path), text);
+    }
+    return dir;
+  }
+
+  test('resolves to the runner without a node_modules of its own, and despite a copy in one', async (t) => {
+    const plugin = (name: string) =>
+      `import { definePlugin } from 'apisix-node-runner';\nexport default definePlugin({ name: '${name}', requestFilter() {} });\n`;
+    const bare = outsideFolder(t, { 'bare.mjs': plugin('fx-bare') });
+    const withCopy = outsideFolder(t, {
+      'with-copy.mjs': plugin('fx-with-copy'),
+      'node_modules/apisix-node-runner/package.json': JSON.stringify({ name: 'apisix-node-runner', type: 'module', exports: './index.js' }),
+      'node_modules/apisix-node-runner/index.js': "export function definePlugin() { throw new Error('the folder copy'); }\n",
+    });
+    const registry = await load(bare, withCopy);
+    assert.ok(isPlugin(registry.get('fx-bare')));
+    assert.ok(isPlugin(registry.get('fx-with-copy')));
+  });
+
+  test('a subpath the package does not export fails the load, naming the file', async (t) => {
+    const dir = outsideFolder(t, { 'deep.mjs': "export { definePlugin as default } from 'apisix-node-runner/dist/plugin.js';\n" });
+    await assert.rejects(load(dir), loadError(join(dir, 'deep.mjs'), 'import failed', /not defined by "exports"/));
   });
 });
