@@ -26,6 +26,8 @@ export interface StopResult extends ExitInfo {
 }
 
 export interface RunnerProcessOptions {
+  /** The CLI module to run; default the compiled one (`CLI_PATH`). */
+  readonly cliPath?: string;
   /** Arguments after `run`. */
   readonly args?: readonly string[];
   /** Environment on top of a clean one (`PATH` only). `undefined` values are left out. */
@@ -87,7 +89,7 @@ export class RunnerProcess {
     });
   }
 
-  /** Starts `node cli.js run ...` and waits until it serves (see `ready`). */
+  /** Starts `node <cliPath> run ...` and waits until it serves (see `ready`). */
   static async start(options: RunnerProcessOptions = {}): Promise<RunnerProcess> {
     const ownsDir = options.socketPath === undefined && options.dir === undefined;
     const dir = options.dir ?? (options.socketPath ? dirname(options.socketPath) : mkdtempSync(join(tmpdir(), 'anr-e2e-')));
@@ -96,7 +98,7 @@ export class RunnerProcess {
     const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
     if (listenVia === 'env') env.APISIX_LISTEN_ADDRESS = `unix:${socketPath}`;
     for (const [k, v] of Object.entries(options.env ?? {})) if (v !== undefined) env[k] = v;
-    const args = [CLI_PATH, 'run', ...(listenVia === 'flag' ? ['--listen', socketPath] : []), ...(options.args ?? [])];
+    const args = [options.cliPath ?? CLI_PATH, 'run', ...(listenVia === 'flag' ? ['--listen', socketPath] : []), ...(options.args ?? [])];
     const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const runner = new RunnerProcess(child, socketPath, dir, ownsDir);
     const ready = options.ready ?? 'log+accept';
