@@ -16,9 +16,16 @@ export class Deadlines {
   #pending = new Set<Pending>();
   #timer: NodeJS.Timeout | null = null;
   #tickMs: number;
+  readonly #now: () => number;
 
-  constructor(timeoutMs: number) {
+  /**
+   * `now`: a monotonic clock in ms, `performance.now` by default. Tests pass the fake clock of
+   * node:test's mock timers, which does not cover `performance.now`, so expiry is tested without
+   * waiting (and without flaking on a busy machine).
+   */
+  constructor(timeoutMs: number, now: () => number = () => performance.now()) {
     this.timeoutMs = timeoutMs;
+    this.#now = now;
     // Granularity of about 1/8 of the timeout: a 56 s deadline is checked every second.
     this.#tickMs = Math.min(1000, Math.max(5, Math.floor(timeoutMs / 8)));
   }
@@ -26,7 +33,7 @@ export class Deadlines {
   track(onExpire: () => void): DeadlineHandle {
     const pending = this.#pending;
     const entry: Pending = {
-      expiresAt: performance.now() + this.timeoutMs,
+      expiresAt: this.#now() + this.timeoutMs,
       onExpire,
       clear: () => {
         pending.delete(entry);
@@ -41,7 +48,7 @@ export class Deadlines {
   }
 
   #tick(): void {
-    const now = performance.now();
+    const now = this.#now();
     for (const entry of this.#pending) {
       if (entry.expiresAt > now) break;
       this.#pending.delete(entry);
