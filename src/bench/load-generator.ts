@@ -300,7 +300,7 @@ export class LoadGenerator {
     };
     if (cfg.warmupMs > 0) at(this.#warmupEnd, () => this.#openWindow());
     else this.#openWindow();
-    at(this.#end, () => this.#endNow());
+    at(this.#end, () => this.#endNow('time'));
 
     const scanEvery = Math.min(500, Math.max(10, cfg.callTimeoutMs / 4));
     this.#timers.push(setInterval(() => this.#scanTimeouts(), scanEvery));
@@ -326,11 +326,15 @@ export class LoadGenerator {
   }
 
   /** Closes the measured window (time is up, enough requests, or saturation): no new calls from now on. */
-  #endNow(): void {
+  #endNow(reason: 'time' | 'count' | 'saturated'): void {
     if (this.#stopping) return;
     const now = performance.now();
-    this.#stopping = true;
+    // Every call due by now belongs to the run, including those the tick has not queued yet because
+    // the generator itself was held up (GC, a busy machine) until past the end: dropping them would
+    // hide exactly the delay an open loop exists to show. (A run bounded by count has all it wants.)
+    if (this.config.mode === 'open' && reason !== 'count') this.#queueDue(now);
     this.#end = Math.min(this.#end, now);
+    this.#stopping = true;
     this.#windowEnd = now;
     if (!this.#measuring) this.#openWindow();
     if (this.#cpuAtStart) {
@@ -341,22 +345,27 @@ export class LoadGenerator {
     this.#hooks.onWindow?.('end');
     // In-flight calls and the open-loop backlog may finish; past this, whatever is left is an error.
     this.#timers.push(setTimeout(() => this.#finish(), this.config.callTimeoutMs + 1000));
+    if (this.config.mode === 'open' && !this.#saturated) this.#dispatch();
     this.#maybeFinish();
   }
 
-  #tick = (): void => {
-    if (this.#stopping) return;
-    const now = performance.now();
+  /** Open loop: every call due by `now` (and before the window's end) joins the backlog. */
+  #queueDue(now: number): void {
     while (this.#nextIntended <= now && this.#nextIntended < this.#end) {
       this.#backlog.push(this.#nextIntended);
       this.#nextIntended += this.#interval;
     }
+  }
+
+  #tick = (): void => {
+    if (this.#stopping) return;
+    this.#queueDue(performance.now());
     this.#dispatch();
     const waiting = this.#backlog.length - this.#backlogHead;
     if (waiting > this.#maxBacklog) this.#maxBacklog = waiting;
     if (waiting > this.config.maxBacklog) {
       this.#saturated = true;
-      this.#endNow();
+      this.#endNow('saturated');
       return;
     }
     if (this.#nextIntended >= this.#end) return;
@@ -397,7 +406,13 @@ export class LoadGenerator {
       if (this.#lagHist !== null) this.#lagHist.recordValue(Math.max(0, Math.round((performance.now() - intended) * 1000)));
     }
     this.#send(c, call);
-    if (measured && this.config.maxRequests !== null && this.#requests >= this.config.maxRequests) this.#endNow();
+    if (measured && this.config.maxRequests !== null && this.#requests >= this.config.maxRequests) {
+      // The run is bounded by count: calls still waiting for a connection are not part of it (sent
+      // after this one, they would be measured too, past the bound, whenever the open loop's
+      // backlog is not empty when the count is reached).
+      this.#backlogHead = this.#backlog.length;
+      this.#endNow('count');
+    }
   }
 
   #newId(): number {
