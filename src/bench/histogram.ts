@@ -70,3 +70,23 @@ export function distribution(h: Histogram, pointsPerDecade = 10): PercentilePoin
 export function distributionText(h: Histogram): string {
   return h.totalCount === 0 ? '(no samples)\n' : h.outputPercentileDistribution(5, 1);
 }
+
+/**
+ * How many values are at least `value` (to the histogram's precision). Counting the calls a stall
+ * reached, rather than reading a percentile, keeps the figure independent of how many calls the
+ * run made in all, which is what a busy machine changes.
+ */
+export function countAtLeast(h: Histogram, value: number): number {
+  const total = h.totalCount;
+  // The n-th largest value is the one at rank total - n + 1; the count is the largest n whose
+  // n-th largest value is still at least `value` (a binary search: the n-th largest only falls).
+  const nthLargest = (n: number): number => h.getValueAtPercentile((100 * (total - n + 1)) / total);
+  let lo = 0;
+  let hi = total;
+  while (lo < hi) {
+    const n = Math.ceil((lo + hi) / 2);
+    if (nthLargest(n) >= value) lo = n;
+    else hi = n - 1;
+  }
+  return lo;
+}

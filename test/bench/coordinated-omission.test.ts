@@ -1,16 +1,22 @@
 /**
  * Coordinated omission: a server that stalls once for 200 ms. The open loop measures each call from
- * its intended send time, so every call due during the stall carries part of it and the p99 shows
- * it; the closed loop only sees the few calls that were in flight, and its p99 hides it (its max
- * does not).
+ * its intended send time, so every call due during the stall carries part of it; the closed loop
+ * only sees the few calls that were in flight, one per connection.
+ *
+ * Only what the stall forces is asserted: the server answers nothing for 200 ms, so latencies can
+ * only be longer than these bounds, never shorter, however busy the machine. How well a closed loop's
+ * p99 hides the stall on a quiet machine is a measurement: `node .build/bench/coordinated-omission.js`.
  */
 import { strict as assert } from 'node:assert';
 import { after, test } from 'node:test';
-import { decodeHistogram } from '../../src/bench/histogram.js';
+import { countAtLeast, decodeHistogram } from '../../src/bench/histogram.js';
 import { spawnLoadGenerator } from '../../src/bench/load-generator.js';
 import { quickConfig, startFake, type FakeServer } from './support/helpers.js';
 
 const STALL_MS = 200;
+const HALF_STALL_US = (STALL_MS * 1000) / 2;
+const RATE = 1000;
+const DURATION_MS = 1500;
 const servers: FakeServer[] = [];
 after(async () => {
   await Promise.all(servers.map((s) => s.stop()));
@@ -22,29 +28,33 @@ async function stallServer(): Promise<FakeServer> {
   return s;
 }
 
-test('open loop: the stall shows in p99 (latency from the intended send time)', async () => {
+test('the same stall: the open loop records it on every call due during it, the closed loop only on the calls in flight', async (t) => {
   const server = await stallServer();
-  // 1000 calls/s for 1.5 s measured: about 200 of the 1500 calls are due during the stall.
-  const r = await spawnLoadGenerator(quickConfig(server.socketPath, { mode: 'open', rate: 1000, connections: 4, warmupMs: 200, durationMs: 1500 }), {
+  const open = await spawnLoadGenerator(quickConfig(server.socketPath, { mode: 'open', rate: RATE, connections: 4, warmupMs: 200, durationMs: DURATION_MS }), {
     cpus: null,
   });
-  assert.equal(r.errors, 0, JSON.stringify(r.errorSamples));
-  const h = decodeHistogram(r.histogram);
-  assert.ok(r.successes > 1200, `successes ${r.successes}`);
-  const p99 = h.getValueAtPercentile(99);
-  const p90 = h.getValueAtPercentile(90);
-  assert.ok(h.maxValue >= STALL_MS * 1000 * 0.9, `max ${h.maxValue} us`);
-  assert.ok(p99 >= STALL_MS * 1000 * 0.5, `p99 ${p99} us should carry the ${STALL_MS} ms stall`);
-  assert.ok(p90 >= 5_000, `about 13% of the calls were delayed: p90 ${p90} us`);
-  assert.ok(r.maxBacklog > 100, `calls queued for a free connection during the stall: ${r.maxBacklog}`);
-});
+  assert.equal(open.errors, 0, JSON.stringify(open.errorSamples));
+  // The schedule, not the server or the machine, sets the count (one more or less at the edges).
+  const due = (RATE * DURATION_MS) / 1000;
+  assert.ok(Math.abs(open.requests - due) <= 1, `${open.requests} calls, ${due} due`);
+  assert.equal(open.successes, open.requests);
+  const o = decodeHistogram(open.histogram);
+  // The ~100 calls due in the stall's first half waited at least its second half: the stall is in p99.
+  const openSlow = countAtLeast(o, HALF_STALL_US);
+  assert.ok(openSlow >= 90, `${openSlow} calls of at least ${STALL_MS / 2} ms`);
+  assert.ok(o.getValueAtPercentile(99) >= HALF_STALL_US, `p99 ${o.getValueAtPercentile(99)} us should carry the ${STALL_MS} ms stall`);
+  assert.ok(o.maxValue >= STALL_MS * 1000 * 0.9, `max ${o.maxValue} us`);
+  assert.ok(open.maxBacklog > 100, `calls queued for a free connection during the stall: ${open.maxBacklog}`);
 
-test('closed loop: the same stall is hidden from p99, visible only in the max', async () => {
-  const server = await stallServer();
-  const r = await spawnLoadGenerator(quickConfig(server.socketPath, { mode: 'closed', connections: 4, warmupMs: 200, durationMs: 1500 }), { cpus: null });
-  assert.equal(r.errors, 0, JSON.stringify(r.errorSamples));
-  const h = decodeHistogram(r.histogram);
-  assert.ok(r.successes > 2000, `successes ${r.successes}`);
-  assert.ok(h.maxValue >= STALL_MS * 1000 * 0.9, `max ${h.maxValue} us`);
-  assert.ok(h.getValueAtPercentile(99) < 50_000, `p99 ${h.getValueAtPercentile(99)} us: only the 4 calls in flight saw the stall`);
+  const closed = await spawnLoadGenerator(quickConfig((await stallServer()).socketPath, { mode: 'closed', connections: 4, warmupMs: 200, durationMs: DURATION_MS }), {
+    cpus: null,
+  });
+  assert.equal(closed.errors, 0, JSON.stringify(closed.errorSamples));
+  const c = decodeHistogram(closed.histogram);
+  assert.ok(c.maxValue >= STALL_MS * 1000 * 0.9, `the stall shows in the closed loop's max: ${c.maxValue} us`);
+  // No call is sent while every connection waits, so the stall lands on the 4 in flight (and on any
+  // a pause of the machine holds as long), far from the ~100 the open loop records.
+  const closedSlow = countAtLeast(c, HALF_STALL_US);
+  t.diagnostic(`calls of at least ${STALL_MS / 2} ms: open loop ${openSlow} of ${open.requests}, closed loop ${closedSlow} of ${closed.requests}`);
+  assert.ok(closedSlow >= 1 && closedSlow * 4 < openSlow, `${closedSlow} closed-loop calls of at least ${STALL_MS / 2} ms, ${openSlow} in the open loop`);
 });
