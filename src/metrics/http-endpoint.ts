@@ -49,6 +49,7 @@ export async function startMetricsEndpoint(addr: MetricsAddress, handlers: Endpo
     const err = await listen(server, addr);
     if (err === null) break;
     if (err.code === 'EADDRINUSE' && performance.now() < giveUpAt) {
+      logger.debug({ host: addr.host, port: addr.port }, 'metrics endpoint: the address is in use, retrying');
       await new Promise((resolve) => setTimeout(resolve, RETRY_EVERY_MS));
       continue;
     }

@@ -14,7 +14,7 @@ import {
 } from '../../src/protocol/codec.js';
 import { RpcType } from '../../src/protocol/constants.js';
 import { routeConf, type GatewayRequest } from '../support/gateway.js';
-import { entryPairs, expectOk, startTestRunner, testSeed } from './harness.js';
+import { entryPairs, EVENT_WAIT_MS, expectOk, startTestRunner, testSeed } from './harness.js';
 
 const text = (b: Uint8Array) => Buffer.from(b).toString();
 
@@ -157,7 +157,7 @@ describe('connections', () => {
     await conn.send(Buffer.concat(frames));
     const tokens: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const reply = await conn.receive(2000);
+      const reply = await conn.receive(EVENT_WAIT_MS);
       assert.equal(reply.type, RpcType.PrepareConf);
       tokens.push(decodePrepareConfResp(reply.payload).confToken);
     }

@@ -11,6 +11,9 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { startRunner, type Runner, type StartOptions } from '../../src/runner.js';
 import { GatewaySimulator, type GatewaySimulatorOptions } from '../support/gateway.js';
+import { EVENT_WAIT_MS } from '../support/waiting.js';
+
+export { EVENT_WAIT_MS };
 
 /** The plugin fixtures (source tree; tests run from .build/test/e2e/). */
 export const FIXTURE_PLUGINS = fileURLToPath(new URL('../../../test/fixtures/plugins/', import.meta.url));
@@ -43,7 +46,7 @@ export interface TestRunner {
   readonly dir: string;
   /** Every log line so far. */
   readonly logs: LogRecord[];
-  /** A gateway simulator on this runner (closed by `stop()`); reads time out after 5 s. */
+  /** A gateway simulator on this runner (closed by `stop()`); reads time out after EVENT_WAIT_MS. */
   gateway(options?: Partial<GatewaySimulatorOptions>): GatewaySimulator;
   /** Closes every simulator, shuts the runner down, removes the temp dir. Idempotent. */
   stop(): Promise<void>;
@@ -62,16 +65,18 @@ export const DEFAULT_TEST_OPTIONS: StartOptions = {
 
 /**
  * Starts `startRunner()` in this process with the fixture plugins. With `t`, teardown is registered
- * on it. `socketPath` reuses a path (a restart); otherwise a fresh temp dir is made.
+ * on it. `socketPath` reuses a path (a restart); otherwise a fresh temp dir is made. `log` lets a
+ * test read the lines of a runner that is still starting.
  */
 export async function startTestRunner(
   t: TestContext | null,
   options: Partial<StartOptions> & { socketPath?: string } = {},
+  log: ReturnType<typeof memoryLogger> = memoryLogger(),
 ): Promise<TestRunner> {
   const ownDir = options.socketPath === undefined;
   const dir = ownDir ? mkdtempSync(join(tmpdir(), 'anr-e2e-')) : dirname(options.socketPath!);
   const socketPath = options.socketPath ?? join(dir, 'r.sock');
-  const { logger, lines } = memoryLogger();
+  const { logger, lines } = log;
   const runner = await startRunner({ ...DEFAULT_TEST_OPTIONS, ...options, listenPath: socketPath }, logger);
   const gateways: GatewaySimulator[] = [];
   let stopped: Promise<void> | null = null;
@@ -81,7 +86,7 @@ export async function startTestRunner(
     dir,
     logs: lines,
     gateway(gwOptions = {}) {
-      const gw = new GatewaySimulator({ socketPath, readTimeoutMs: 5000, seed: testSeed(), ...gwOptions });
+      const gw = new GatewaySimulator({ socketPath, readTimeoutMs: EVENT_WAIT_MS, seed: testSeed(), ...gwOptions });
       gateways.push(gw);
       return gw;
     },
@@ -104,7 +109,7 @@ export function delay(ms: number): Promise<void> {
 }
 
 /** Polls `condition` every few ms until it holds, or throws after `timeoutMs`. */
-export async function until(condition: () => boolean, timeoutMs = 2000, what = 'condition'): Promise<void> {
+export async function until(condition: () => boolean, timeoutMs = EVENT_WAIT_MS, what = 'condition'): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!condition()) {
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -11,11 +11,14 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { GatewaySimulator, routeConf } from '../support/gateway.js';
 import { canConnect, CLI_PATH, RunnerProcess, type RunnerProcessOptions } from '../support/runner-process.js';
-import { expectFailure, expectOk, FIXTURE_PLUGINS, until } from './harness.js';
+import { delay, EVENT_WAIT_MS, expectFailure, expectOk, FIXTURE_PLUGINS, until } from './harness.js';
 
 const PLUGINS = ['--plugins', FIXTURE_PLUGINS];
-/** The gateway SIGKILLs its runner 1 s after SIGTERM. */
-const GATEWAY_KILL_MS = 1000;
+/**
+ * The gateway SIGKILLs its runner 1 s after SIGTERM. How long an exit takes depends on the machine,
+ * so these tests check what makes it short (the drain is bounded by --drain-ms, an idle runner does
+ * not wait for it, the exit is the runner's own: code 0, not a kill) and only report the time.
+ */
 
 async function startRunner(t: TestContext, options: RunnerProcessOptions = {}): Promise<RunnerProcess> {
   const runner = await RunnerProcess.start({ ...options, args: [...PLUGINS, ...(options.args ?? [])] });
@@ -24,7 +27,7 @@ async function startRunner(t: TestContext, options: RunnerProcessOptions = {}): 
 }
 
 function gateway(t: TestContext, socketPath: string): GatewaySimulator {
-  const gw = new GatewaySimulator({ socketPath, readTimeoutMs: 5000 });
+  const gw = new GatewaySimulator({ socketPath, readTimeoutMs: EVENT_WAIT_MS });
   t.after(() => gw.close());
   return gw;
 }
@@ -39,18 +42,20 @@ async function whoAnswered(gw: GatewaySimulator): Promise<number> {
 
 describe('signals', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    test(`${signal} with a call in flight that finishes within --drain-ms: its real reply, exit 0 within 1 s`, async (t) => {
-      const runner = await startRunner(t);
+    test(`${signal} with a call in flight that finishes within --drain-ms: its real reply, then exit 0`, async (t) => {
+      // A drain window far longer than the call, so it finishes inside it however slow the machine;
+      // the drain ends when the gateway's last connection closes.
+      const runner = await startRunner(t, { args: ['--drain-ms', '20000'] });
       const gw = gateway(t, runner.socketPath);
       const pending = gw.httpReqCall(slowRoute(250), {});
       await runner.waitForLog((l) => l.e2e === 'slow-start');
       const stopping = runner.stop(signal);
       const result = expectOk(await pending);
       assert.equal(result.clientResponse?.body?.toString(), 'slow 250 ms done');
+      gw.close();
       const stopped = await stopping;
       assert.deepEqual([stopped.code, stopped.signal], [0, null], runner.stderrLines.join('\n'));
       t.diagnostic(`exited ${Math.round(stopped.durationMs)} ms after ${signal}`);
-      assert.ok(stopped.durationMs < GATEWAY_KILL_MS, `exited ${Math.round(stopped.durationMs)} ms after ${signal}`);
       const line = runner.logs().find((l) => String(l.msg).includes(`stopped (${signal})`));
       assert.ok(line, 'the shutdown line');
       assert.equal(line.level, 'warn');
@@ -58,7 +63,7 @@ describe('signals', () => {
     });
   }
 
-  test('SIGTERM with a call that outlasts --drain-ms: SERVICE_UNAVAILABLE at the end of the drain, exit 0 within 1 s', async (t) => {
+  test('SIGTERM with a call that outlasts --drain-ms: SERVICE_UNAVAILABLE at the end of the drain, then exit 0', async (t) => {
     const runner = await startRunner(t);
     const gw = gateway(t, runner.socketPath);
     const pending = gw.httpReqCall(slowRoute(5000), {});
@@ -68,23 +73,24 @@ describe('signals', () => {
     const result = expectFailure(await pending);
     const answeredAfter = performance.now() - signalledAt;
     assert.equal(result.error, 'service unavailable');
+    // Not before the drain ends (the plugin's 5 s would have given its real reply, not this one).
     assert.ok(answeredAfter >= 700, `cut off after the 800 ms drain, not before (${Math.round(answeredAfter)} ms)`);
     const stopped = await stopping;
-    assert.equal(stopped.code, 0, runner.stderrLines.join('\n'));
+    assert.deepEqual([stopped.code, stopped.signal], [0, null], runner.stderrLines.join('\n'));
     t.diagnostic(`answered after ${Math.round(answeredAfter)} ms, exited ${Math.round(stopped.durationMs)} ms after SIGTERM`);
-    assert.ok(stopped.durationMs < GATEWAY_KILL_MS, `exited ${Math.round(stopped.durationMs)} ms after SIGTERM`);
   });
 
-  test('an idle runner (its connections closed) exits at once on SIGTERM', async (t) => {
-    const runner = await startRunner(t, { args: ['--log-level', 'debug'] });
+  test('an idle runner (its connections closed) exits at once on SIGTERM, without waiting for the drain', async (t) => {
+    // A drain window longer than the test waits for the exit: only a runner that skips it passes.
+    const runner = await startRunner(t, { args: ['--log-level', 'debug', '--drain-ms', '60000'] });
     const gw = gateway(t, runner.socketPath);
     expectOk(await gw.httpReqCall(whoami, {}));
     gw.close();
     const count = (msg: string) => runner.logs().filter((l) => l.msg === msg).length;
-    await until(() => count('connection closed') === count('connection opened'), 2000, 'the runner to see every connection close');
-    const stopped = await runner.stop('SIGTERM');
-    assert.equal(stopped.code, 0);
-    assert.ok(stopped.durationMs < 400, `exited ${Math.round(stopped.durationMs)} ms after SIGTERM`);
+    await until(() => count('connection closed') === count('connection opened'), EVENT_WAIT_MS, 'the runner to see every connection close');
+    const stopped = await runner.stop('SIGTERM', EVENT_WAIT_MS);
+    assert.deepEqual([stopped.code, stopped.signal], [0, null]);
+    t.diagnostic(`exited ${Math.round(stopped.durationMs)} ms after SIGTERM`);
   });
 
   test('a SIGTERM as soon as the socket exists is a clean shutdown (exit 0, socket removed), not a kill', async (t) => {
@@ -202,7 +208,7 @@ describe('socket path', () => {
     assert.equal(envLine.confExpireSeconds, 1800);
     assert.equal(envLine.confExpireSource, 'APISIX_CONF_EXPIRE_TIME');
     // Started by hand (--listen): the config snippet for the gateway goes to stdout.
-    await until(() => fromFlag.stdout.includes('path_for_test'), 2000, 'the gateway config snippet');
+    await until(() => fromFlag.stdout.includes('path_for_test'), EVENT_WAIT_MS, 'the gateway config snippet');
     assert.ok(fromFlag.stdout.includes(fromFlag.socketPath));
   });
 });
@@ -238,10 +244,10 @@ describe('parent process', () => {
       await pipesClosed;
       rmSync(dir, { recursive: true, force: true });
     });
-    await until(() => stdout.includes('\n'), 10_000, 'the runner pid');
+    await until(() => stdout.includes('\n'), EVENT_WAIT_MS, 'the runner pid');
     runnerPid = Number(stdout.trim());
-    await until(() => stderr.includes('listening on'), 10_000, 'the runner startup line');
-    await until(() => existsSync(socketPath), 2000, 'the socket');
+    await until(() => stderr.includes('listening on'), EVENT_WAIT_MS, 'the runner startup line');
+    await until(() => existsSync(socketPath), EVENT_WAIT_MS, 'the socket');
     assert.ok(await canConnect(socketPath));
     return { parent, runnerPid, socketPath, pipesClosed, stderr: () => stderr };
   }
@@ -254,17 +260,19 @@ describe('parent process', () => {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       bound.pipesClosed,
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the runner outlived its parent by 3 s')), 3000))),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`the runner outlived its parent by ${EVENT_WAIT_MS} ms`)), EVENT_WAIT_MS))),
     ]);
     clearTimeout(timer);
-    const exitedAfter = performance.now() - killedAt;
+    t.diagnostic(`exited ${Math.round(performance.now() - killedAt)} ms after its parent`);
     assert.ok(!isAlive(bound.runnerPid), 'the runner process is gone');
     assert.match(bound.stderr(), /stopped \(parent-exit\)/);
     assert.ok(!existsSync(bound.socketPath), 'and removed its socket');
-    assert.ok(exitedAfter < 2000, `exited ${Math.round(exitedAfter)} ms after its parent`);
 
-    // The --no-exit-with-parent runner is still serving well past the same point.
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    // The --no-exit-with-parent runner is still serving well past the same point. Showing that
+    // something does not happen takes a wait: longer than the 500 ms parent poll, so a runner that
+    // did watch its parent would most likely have seen it gone (the wait can miss a bug on a slow
+    // machine, never fail a correct runner).
+    await delay(600);
     assert.ok(isAlive(free.runnerPid));
     assert.ok(await canConnect(free.socketPath));
     process.kill(free.runnerPid, 'SIGTERM');

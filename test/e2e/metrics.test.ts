@@ -19,7 +19,7 @@ import { routeConf } from '../support/gateway.js';
 import { RunnerProcess } from '../support/runner-process.js';
 import { runDoctor } from '../metrics/doctor-cli.js';
 import { validateExposition } from '../metrics/exposition-grammar.js';
-import { FIXTURE_PLUGINS, expectOk, startTestRunner, until, type TestRunner } from './harness.js';
+import { EVENT_WAIT_MS, FIXTURE_PLUGINS, expectOk, memoryLogger, startTestRunner, until, type TestRunner } from './harness.js';
 
 const METRICS_FIXTURES = fileURLToPath(new URL('../../../test/metrics/fixtures/', import.meta.url));
 
@@ -110,12 +110,13 @@ describe('metrics of a runner under a scripted load', () => {
     assert.equal(formatCheck(verdict(checks, 'conf-token-caching')), 'conf token caching: 1 PrepareConf for 1k calls: pass');
     assert.equal(verdict(checks, 'connection-reuse').verdict, 'pass');
     assert.equal(verdict(checks, 'error-replies').verdict, 'pass');
-    assert.equal(verdict(checks, 'slowest-plugin').verdict, 'pass');
-    assert.match(verdict(checks, 'slowest-plugin').text, /^slowest plugin p99 \d+ us: say \(request\) on the main thread$/);
+    // Its verdict is a judgement of speed (a pause of the machine lands in a filter's p99): only what it names.
+    assert.match(verdict(checks, 'slowest-plugin').text, /^slowest plugin p99 \d+(\.\d)? (us|ms): say \(request\) on the main thread$/);
     assert.equal(verdict(checks, 'unix-socket').verdict, 'not observed');
     assert.equal(verdict(checks, 'allow-degradation').verdict, 'not observed');
-    // The event-loop delay is left out: this shared machine pauses for milliseconds at times.
-    assert.ok(checks.every((c) => c.verdict !== 'fail' || c.id === 'event-loop-delay'), checks.map(formatCheck).join('\n'));
+    // The event-loop delay and the slowest plugin are left out: they judge speed, and a loaded
+    // machine pauses for milliseconds at times.
+    assert.ok(checks.every((c) => c.verdict !== 'fail' || c.id === 'event-loop-delay' || c.id === 'slowest-plugin'), checks.map(formatCheck).join('\n'));
 
     // The embedder API reads the same figures.
     const direct = await runner.runner.stats();
@@ -185,8 +186,10 @@ describe('the metrics endpoint', () => {
   test('/metrics parses with an independent parser and a strict grammar; names, types and values match /stats', async (t) => {
     const runner = await startTestRunner(t, { threads: 0, metricsAddr: { host: '127.0.0.1', port: 0 } });
     const gw = runner.gateway();
+    const started = performance.now();
     for (let i = 0; i < 25; i++) expectOk(await gw.httpReqCall(SAY));
     expectOk(await gw.httpReqCall(routeConf('route#quote', [['e2e-script', { req: [['setHeader', 'x-a', '"\\\n']] }]])));
+    const elapsedS = (performance.now() - started) / 1000;
     const answer = await get(runner.runner.metricsUrl!, '/metrics');
     assert.equal(answer.status, 200);
     assert.equal(answer.type, 'text/plain; version=0.0.4; charset=utf-8');
@@ -201,7 +204,9 @@ describe('the metrics endpoint', () => {
     assert.equal(families.get('anr_call_duration_seconds')?.type, 'HISTOGRAM');
     const req = histogramSeries(answer.body, 'anr_call_duration_seconds', 'type="http_req_call"');
     assert.equal(Number(req?.count), 26);
-    assert.ok(Number(req?.sum) > 0 && Number(req?.sum) < 26, `sum ${req?.sum} s`);
+    // In seconds: the calls ran one after another, so the runner's time for them fits in the wall
+    // time the test saw them take (microseconds would be a thousand times more).
+    assert.ok(Number(req?.sum) > 0 && Number(req?.sum) <= elapsedS, `sum ${req?.sum} s of ${elapsedS} s`);
     // Sorted: integer-like keys ("1", "5") come first in a JS object whatever the order of the lines.
     const buckets = Object.entries(req?.buckets ?? {})
       .map(([le, n]) => [le === '+Inf' ? Infinity : Number(le), Number(n)] as const)
@@ -260,9 +265,11 @@ describe('the metrics endpoint', () => {
     );
     assert.ok(performance.now() - started >= 1900, 'retried before giving up');
     assert.equal(existsSync(join(dir, 'r.sock')), false, 'the socket file is removed again');
-    // Freed within the retry window, the port is taken.
-    const late = startTestRunner(t, { threads: 0, metricsAddr: { host: '127.0.0.1', port } });
-    setTimeout(() => holder.close(), 300);
+    // Freed within the retry window (right after an attempt found it in use), the port is taken.
+    const log = memoryLogger();
+    const late = startTestRunner(t, { threads: 0, metricsAddr: { host: '127.0.0.1', port } }, log);
+    await until(() => log.lines.some((l) => l.msg.includes('address is in use, retrying')), EVENT_WAIT_MS, 'a failed attempt');
+    holder.close();
     assert.equal((await late).runner.metricsUrl, `http://127.0.0.1:${port}`);
   });
 
@@ -270,7 +277,7 @@ describe('the metrics endpoint', () => {
     const runner = await startTestRunner(t, { threads: 0, summaryIntervalS: 1 });
     const gw = runner.gateway();
     for (let i = 0; i < 10; i++) expectOk(await gw.httpReqCall(SAY));
-    await until(() => runner.logs.some((l) => l.summary === 'periodic'), 3000, 'a periodic summary line');
+    await until(() => runner.logs.some((l) => l.summary === 'periodic'), EVENT_WAIT_MS, 'a periodic summary line');
     const line = runner.logs.find((l) => l.summary === 'periodic')!;
     assert.equal(line.level, 30);
     assert.match(line.msg, /^summary \([\d.]+ s\): 10 HTTP calls/);
@@ -296,7 +303,7 @@ describe('the metrics endpoint', () => {
     const startup = chatty.logs().find((l) => String(l.msg).includes('listening on'))!;
     assert.match(String(startup.msg), /, metrics on http:\/\/127\.0\.0\.1:\d+$/);
     assert.match(String(startup.metricsUrl), /^http:\/\/127\.0\.0\.1:\d+$/);
-    await chatty.waitForLog((l) => l.summary === 'periodic', 5000);
+    await chatty.waitForLog((l) => l.summary === 'periodic');
     const stop = await chatty.stop();
     assert.equal(stop.code, 0);
     assert.ok(chatty.logs().some((l) => l.summary === 'final' && l.level === 'info'), 'the final summary line');

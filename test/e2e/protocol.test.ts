@@ -15,14 +15,14 @@ import { ErrCode, RpcType } from '../../src/protocol/constants.js';
 import { buildFrame } from '../../src/protocol/frame.js';
 import { fieldPos, rootTable } from '../../src/protocol/table-reader.js';
 import { routeConf, type GatewayConnection, type GatewayRequest, type GatewayUpstreamResponse } from '../support/gateway.js';
-import { entryPairs, expectFailure, expectOk, startTestRunner } from './harness.js';
+import { entryPairs, EVENT_WAIT_MS, expectFailure, expectOk, startTestRunner } from './harness.js';
 
 const script = (key: string, conf: object) => routeConf(key, [['e2e-script', conf]]);
 
 /** Sends one frame on a raw connection and returns the reply frame. */
 async function roundTrip(conn: GatewayConnection, frame: Uint8Array) {
   await conn.send(frame);
-  return conn.receive(2000);
+  return conn.receive(EVENT_WAIT_MS);
 }
 
 function errCodeOf(frame: { type: number; payload: Buffer }): number {

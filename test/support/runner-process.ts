@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { EVENT_WAIT_MS } from './waiting.js';
 
 /** The compiled CLI: this file runs as .build/test/support/runner-process.js. */
 export const CLI_PATH = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -103,7 +104,7 @@ export class RunnerProcess {
     const runner = new RunnerProcess(child, socketPath, dir, ownsDir);
     const ready = options.ready ?? 'log+accept';
     if (ready === 'none') return runner;
-    const timeoutMs = options.readyTimeoutMs ?? 10_000;
+    const timeoutMs = options.readyTimeoutMs ?? EVENT_WAIT_MS;
     try {
       if (ready !== 'accept') {
         await runner.waitForLog((l) => l.socketPath === socketPath && String(l.msg).includes('listening on'), timeoutMs);
@@ -136,7 +137,7 @@ export class RunnerProcess {
   }
 
   /** Resolves with the first log line matching `predicate`, waiting for it if needed. */
-  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs = 5000): Promise<LogLine> {
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs = EVENT_WAIT_MS): Promise<LogLine> {
     return new Promise<LogLine>((resolve, reject) => {
       const check = () => {
         const found = this.logs().find(predicate);
@@ -162,7 +163,7 @@ export class RunnerProcess {
   }
 
   /** Sends `signal` and waits for the exit; the duration is measured from the signal. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5000): Promise<StopResult> {
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = EVENT_WAIT_MS): Promise<StopResult> {
     if (this.#exit) return { ...this.#exit, durationMs: 0 };
     const started = performance.now();
     const exitedAt = this.exited.then((info) => ({ info, at: performance.now() }));
