@@ -384,6 +384,9 @@ export class WorkerPool {
       const failure = new WorkerFailedError(`worker thread ${threadId} exited`);
       for (const p of [...this.#pending.values()]) if (p.batch?.thread === thread) this.#fail(p, failure);
     });
+    // The replacement of a crashed or stuck thread is ready only here (its plugins imported), which
+    // under load can be long after the old one exited: this line is the moment it takes calls.
+    this.#log.debug({ threadId }, 'worker thread ready');
     if (this.#queued.length > 0) this.#flush();
   }
 
