@@ -59,6 +59,25 @@ export class PluginFailedError extends RunnerError {
   }
 }
 
+/** Which rule a header set by a plugin broke (RFC 9110 §5.1 names, §5.5 values). */
+export type HeaderRule = 'name-empty' | 'name-not-token' | 'value-forbidden-byte' | 'value-edge-whitespace';
+
+/**
+ * A plugin set a header whose name is not an RFC 9110 token or whose value holds a byte a field
+ * value cannot (CR, LF, NUL, another control byte), or starts or ends with a space or tab. Thrown
+ * by the setter, inside the filter, so the call fails as the plugin's `onError` says.
+ */
+export class InvalidHeaderError extends RunnerError {
+  constructor(
+    /** The header name as the plugin gave it. */
+    readonly header: string,
+    readonly rule: HeaderRule,
+    message: string,
+  ) {
+    super('ANR_ERR_INVALID_HEADER', message);
+  }
+}
+
 /** A call ran past its deadline (`--call-timeout-ms`). Answered like a plugin failure. */
 export class CallTimeoutError extends RunnerError {
   readonly deny: boolean;

@@ -27,6 +27,7 @@ export {
   ConfTokenNotFoundError,
   ConnectionClosedError,
   FrameTooLargeError,
+  InvalidHeaderError,
   InvalidOptionError,
   MalformedPayloadError,
   MetricsEndpointError,
@@ -40,3 +41,4 @@ export {
   UnexpectedRpcTypeError,
   WorkerFailedError,
 } from './errors.js';
+export type { HeaderRule } from './errors.js';

@@ -63,7 +63,12 @@ export interface PluginRequest {
   readonly signal: AbortSignal;
 }
 
-/** What a request filter can do. Changes accumulate along the chain; `stop()` ends it. */
+/**
+ * What a request filter can do. Changes accumulate along the chain; `stop()` ends it. Every header
+ * setter, `stop()` included, throws an `InvalidHeaderError` for a name that is not an RFC 9110
+ * token or a value with CR, LF, NUL or another control byte, or a space or tab at either end
+ * (docs/plugin-api.md, "Header names and values").
+ */
 export interface RequestActions {
   /** Answer the client now (the upstream is not called). Status 0 or omitted means 200. */
   stop(status?: number, headers?: HeadersInit, body?: TextOrBytes): void;
@@ -95,7 +100,10 @@ export interface ResponseCallRequest {
   readonly signal: AbortSignal;
 }
 
-/** The upstream response in `ext-plugin-post-resp`, with earlier plugins' changes applied. */
+/**
+ * The upstream response in `ext-plugin-post-resp`, with earlier plugins' changes applied. The
+ * header setters check names and values as `RequestActions` does (`InvalidHeaderError`).
+ */
 export interface UpstreamResponse {
   readonly status: number;
   /** Upstream headers in the upstream's case; lookups are case-insensitive. */

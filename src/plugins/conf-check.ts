@@ -3,6 +3,7 @@
  * message goes to the runner's log (the client's 503 only names the plugin), so each message names
  * the field at fault and shows what was given.
  */
+import { checkHeaderName, checkHeaderValue } from '../http-field.js';
 
 export type ConfObject = Record<string, unknown>;
 
@@ -50,20 +51,15 @@ export function optionalInteger(value: unknown, field: string, min: number, max:
   return value;
 }
 
-// RFC 9110 token: anything else is not a header name nginx would forward as such.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// CR and LF would split the header (response splitting); NUL truncates it in C code.
-const FORBIDDEN_VALUE_CHARS = /[\r\n\0]/;
-
-function headerName(name: string, field: string): string {
-  if (!TOKEN.test(name)) throw new TypeError(`${field}: ${show(name)} is not a valid header name`);
-  return name;
-}
-
-function headerValue(value: unknown, field: string): Buffer {
+/**
+ * Header names and values are checked by the rules the setters apply (http-field.ts), here at
+ * PrepareConf, so a bad route conf becomes a deny chain at once instead of failing every call.
+ */
+function headerValue(value: unknown, field: string, name: string): Buffer {
   if (typeof value !== 'string') throw new TypeError(`${field} must be a string (got ${show(value)})`);
-  if (FORBIDDEN_VALUE_CHARS.test(value)) throw new TypeError(`${field} must not contain CR, LF or NUL`);
-  return Buffer.from(value, 'utf8');
+  const bytes = Buffer.from(value, 'utf8');
+  checkHeaderValue(bytes, name, field);
+  return bytes;
 }
 
 /** One header of a header map, values pre-encoded so a filter only hands them on. */
@@ -82,14 +78,14 @@ export function headerMap(value: unknown, field: string, allowLists: boolean): H
   const seen = new Set<string>();
   return Object.entries(value).map(([name, v]) => {
     const at = `"${field}"[${JSON.stringify(name)}]`;
-    headerName(name, `"${field}"`);
+    checkHeaderName(name, `"${field}"`);
     const key = name.toLowerCase();
     if (seen.has(key)) throw new TypeError(`"${field}" names ${JSON.stringify(key)} twice (header names are case-insensitive)`);
     seen.add(key);
-    if (!Array.isArray(v)) return { name, values: [headerValue(v, at)] };
+    if (!Array.isArray(v)) return { name, values: [headerValue(v, at, name)] };
     if (!allowLists) throw new TypeError(`${at} must be a string (got ${show(v)})`);
     if (v.length === 0) throw new TypeError(`${at} must not be an empty array`);
-    return { name, values: v.map((item, i) => headerValue(item, `${at}[${i}]`)) };
+    return { name, values: v.map((item, i) => headerValue(item, `${at}[${i}]`, name)) };
   });
 }
 
@@ -98,7 +94,7 @@ export function headerNameList(value: unknown, field: string): string[] {
   if (!Array.isArray(value)) throw new TypeError(`"${field}" must be an array of header names (got ${show(value)})`);
   const names = value.map((name, i) => {
     if (typeof name !== 'string') throw new TypeError(`"${field}"[${i}] must be a string (got ${show(name)})`);
-    return headerName(name, `"${field}"[${i}]`).toLowerCase();
+    return checkHeaderName(name, `"${field}"[${i}]`).toLowerCase();
   });
   const dup = names.find((name, i) => names.indexOf(name) !== i);
   if (dup !== undefined) throw new TypeError(`"${field}" names ${JSON.stringify(dup)} twice (header names are case-insensitive)`);

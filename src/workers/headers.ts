@@ -4,6 +4,7 @@
  */
 import type { ArgsView, HeadersView, TextOrBytes } from '../plugin.js';
 import type { OutEntry, RawEntry } from '../protocol/messages.js';
+import { checkHeaderName, checkHeaderValue } from '../http-field.js';
 import { EMPTY, bytesEqual, compact, latin1, toBytes, utf8 } from './bytes.js';
 
 /**
@@ -24,6 +25,15 @@ function indexEntries(entries: readonly RawEntry[] | null, lowerCase: boolean): 
 }
 
 const orEmpty = (value: Uint8Array | null): Uint8Array => value ?? EMPTY;
+
+/**
+ * A header a plugin sets, as its wire bytes: name and value checked once, here at the setter
+ * (http-field.ts), never again at encode time. `where` names the API call in errors.
+ */
+export function headerBytes(name: string, value: TextOrBytes, where: string): Uint8Array {
+  checkHeaderName(name, where);
+  return checkHeaderValue(toBytes(value, `${where} header "${name}"`), name, where);
+}
 
 /** The string accessors of a header map, derived from its byte accessors. */
 abstract class BytesHeadersView implements HeadersView {
@@ -46,6 +56,14 @@ abstract class BytesHeadersView implements HeadersView {
   has(name: string): boolean {
     return this.getBytes(name) !== null;
   }
+}
+
+/** A request header list as the one value the gateway can set; an empty list deletes (as for args). */
+function joined(name: string, values: readonly string[]): Uint8Array | null {
+  for (const v of values) if (typeof v !== 'string') throw new TypeError(`header "${name}": a list must hold strings`);
+  if (values.length > 0) return headerBytes(name, values.join(', '), 'setHeader()');
+  checkHeaderName(name, 'setHeader()');
+  return null;
 }
 
 /**
@@ -89,18 +107,12 @@ export class RequestHeaders extends BytesHeadersView {
   }
 
   set(name: string, value: TextOrBytes | readonly string[]): void {
-    const key = name.toLowerCase();
-    if (!Array.isArray(value)) {
-      this.changes.set(key, toBytes(value as TextOrBytes, `header "${name}"`));
-      return;
-    }
-    for (const v of value) if (typeof v !== 'string') throw new TypeError(`header "${name}": a list must hold strings`);
-    // As for args: no values means no header.
-    this.changes.set(key, value.length === 0 ? null : toBytes(value.join(', ')));
+    const bytes = Array.isArray(value) ? joined(name, value) : headerBytes(name, value as TextOrBytes, 'setHeader()');
+    this.changes.set(name.toLowerCase(), bytes);
   }
 
   delete(name: string): void {
-    this.changes.set(name.toLowerCase(), null);
+    this.changes.set(checkHeaderName(name, 'deleteHeader()').toLowerCase(), null);
   }
 
   /**
@@ -229,7 +241,7 @@ export class ResponseHeaderOps {
     this.ops = new Map(initial?.map(([key, op]) => [key, op && { name: op.name, values: [...op.values] }]));
   }
 
-  /** Set (`add` false) or add one value. */
+  /** Set (`add` false) or add one value, both already checked (`set`/`add`, `stop()`). */
   put(name: string, value: Uint8Array, add: boolean): void {
     const key = name.toLowerCase();
     const op = add ? this.ops.get(key) : undefined;
@@ -238,15 +250,15 @@ export class ResponseHeaderOps {
   }
 
   set(name: string, value: TextOrBytes): void {
-    this.put(name, toBytes(value, `response header "${name}"`), false);
+    this.put(name, headerBytes(name, value, 'setRespHeader()'), false);
   }
 
   add(name: string, value: TextOrBytes): void {
-    this.put(name, toBytes(value, `response header "${name}"`), true);
+    this.put(name, headerBytes(name, value, 'addRespHeader()'), true);
   }
 
   delete(name: string): void {
-    this.ops.set(name.toLowerCase(), null);
+    this.ops.set(checkHeaderName(name, 'deleteRespHeader()').toLowerCase(), null);
   }
 
   get size(): number {
@@ -333,20 +345,22 @@ export class ResponseHeaderList extends BytesHeadersView {
 
   /** Replace every value of `name`, keeping the position of its first entry. */
   set(name: string, value: TextOrBytes): void {
+    const bytes = headerBytes(name, value, 'setHeader()');
     const key = name.toLowerCase();
+    const entry = { name, key, value: bytes };
     const list = this.#entries();
     const at = list.findIndex((e) => e.key === key);
-    const entry = { name, key, value: toBytes(value, `header "${name}"`) };
     this.#list = list.filter((e) => e.key !== key);
     this.#list.splice(at < 0 ? this.#list.length : at, 0, entry);
   }
 
   add(name: string, value: TextOrBytes): void {
-    this.#entries().push({ name, key: name.toLowerCase(), value: toBytes(value, `header "${name}"`) });
+    const bytes = headerBytes(name, value, 'addHeader()');
+    this.#entries().push({ name, key: name.toLowerCase(), value: bytes });
   }
 
   delete(name: string): void {
-    const key = name.toLowerCase();
+    const key = checkHeaderName(name, 'deleteHeader()').toLowerCase();
     this.#list = this.#entries().filter((e) => e.key !== key);
   }
 

@@ -8,7 +8,7 @@ import { METHODS } from '../protocol/constants.js';
 import type { Action, HttpReqCallReq } from '../protocol/messages.js';
 import { EMPTY, bodyToSet, bytesEqual, compact, formatIp, toBuffer, toBytes, utf8 } from './bytes.js';
 import { CallBase, type ExtraInfoPort, type KnownVars } from './call-base.js';
-import { RequestArgs, RequestHeaders, ResponseHeaderOps, type HeaderOp } from './headers.js';
+import { RequestArgs, RequestHeaders, ResponseHeaderOps, headerBytes, type HeaderOp } from './headers.js';
 
 export function checkStatus(status: number, what: string): void {
   if (!Number.isInteger(status) || (status !== 0 && (status < 100 || status > 599))) {
@@ -24,9 +24,9 @@ function stopHeaders(init: HeadersInit): StopHeader[] {
   const seen = new Set<string>();
   const out: StopHeader[] = [];
   const put = (name: string, value: TextOrBytes): void => {
-    if (typeof name !== 'string') throw new TypeError('stop() header names must be strings');
+    const bytes = headerBytes(name, value, 'stop()');
     const key = name.toLowerCase();
-    out.push([name, toBytes(value, `stop() header "${name}"`), seen.has(key)]);
+    out.push([name, bytes, seen.has(key)]);
     seen.add(key);
   };
   if (Symbol.iterator in init) {
@@ -129,6 +129,7 @@ export class RequestCall extends CallBase implements PluginRequest, RequestActio
   }
 
   setPath(path: TextOrBytes): void {
+    // No header rules here: the gateway percent-encodes every control byte of the path (http-field.ts).
     this.#newPath = toBytes(path, 'setPath() path');
   }
 

@@ -459,3 +459,168 @@ describe('ResponseHeaderList', () => {
     assert.deepEqual(plain(list.replyEntries(false)), [['X-A', '']]);
   });
 });
+
+describe('header rules (RFC 9110): every setter refuses what would split or corrupt a header', () => {
+  // BUG (before the fix): CR, LF and NUL in names and values, and empty names, were stored and sent
+  // as given: `x-a\r\nset-cookie` became a second header in the gateway's response. Each setter
+  // must throw InvalidHeaderError (ANR_ERR_INVALID_HEADER) naming the header and the rule, and
+  // record nothing.
+  type Setter = (name: string, value: string | Uint8Array) => void;
+  /** A fresh object per case, so a refused call is seen to leave nothing behind. */
+  const setters: Array<[string, () => { set: Setter; untouched: () => boolean }]> = [
+    ['RequestHeaders.set', () => {
+      const h = new RequestHeaders(() => []);
+      return { set: (n, v) => h.set(n, v), untouched: () => h.diff() === null };
+    }],
+    ['RequestHeaders.set (list)', () => {
+      const h = new RequestHeaders(() => []);
+      // One element: the rules apply to the joined value, so a space at an element's edge is inside it.
+      return { set: (n, v) => h.set(n, [typeof v === 'string' ? v : Buffer.from(v).toString('latin1')]), untouched: () => h.diff() === null };
+    }],
+    ['ResponseHeaderOps.set', () => {
+      const ops = new ResponseHeaderOps();
+      return { set: (n, v) => ops.set(n, v), untouched: () => ops.entries() === null };
+    }],
+    ['ResponseHeaderOps.add', () => {
+      const ops = new ResponseHeaderOps();
+      return { set: (n, v) => ops.add(n, v), untouched: () => ops.entries() === null };
+    }],
+    ['ResponseHeaderList.set', () => {
+      const list = new ResponseHeaderList(() => [raw('X-Up', 'u')]);
+      return { set: (n, v) => list.set(n, v), untouched: () => JSON.stringify(plain(list.replyEntries(false))) === '[["X-Up","u"]]' };
+    }],
+    ['ResponseHeaderList.add', () => {
+      const list = new ResponseHeaderList(() => [raw('X-Up', 'u')]);
+      return { set: (n, v) => list.add(n, v), untouched: () => JSON.stringify(plain(list.replyEntries(false))) === '[["X-Up","u"]]' };
+    }],
+  ];
+  const deleters: Array<[string, () => { del: (name: string) => void; untouched: () => boolean }]> = [
+    ['RequestHeaders.delete', () => {
+      const h = new RequestHeaders(() => []);
+      return { del: (n) => h.delete(n), untouched: () => h.diff() === null };
+    }],
+    ['ResponseHeaderOps.delete', () => {
+      const ops = new ResponseHeaderOps();
+      return { del: (n) => ops.delete(n), untouched: () => ops.entries() === null };
+    }],
+    ['ResponseHeaderList.delete', () => {
+      const list = new ResponseHeaderList(() => [raw('X-Up', 'u')]);
+      return { del: (n) => list.delete(n), untouched: () => list.has('x-up') };
+    }],
+  ];
+
+  const badNames: Array<[string, string]> = [
+    ['', 'name-empty'],
+    ['x-a\r\nset-cookie', 'name-not-token'],
+    ['x-a\r', 'name-not-token'],
+    ['x-a\n', 'name-not-token'],
+    ['x\0', 'name-not-token'],
+    ['x\u0001', 'name-not-token'],
+    ['x\t', 'name-not-token'],
+    ['x a', 'name-not-token'],
+    ['x:a', 'name-not-token'],
+    ['x"a', 'name-not-token'],
+    ['(x)', 'name-not-token'],
+    ['x\u007f', 'name-not-token'],
+    ['caf\u00e9', 'name-not-token'],
+    ['x\u2028', 'name-not-token'],
+  ];
+  const badValues: Array<[string, string, string]> = [
+    ['CR', 'a\rb', 'value-forbidden-byte'],
+    ['LF', 'a\nb', 'value-forbidden-byte'],
+    ['CRLF and a header', 'v\r\nset-cookie: s=1', 'value-forbidden-byte'],
+    ['NUL', 'a\0b', 'value-forbidden-byte'],
+    ['another CTL', 'a\u0001b', 'value-forbidden-byte'],
+    ['US', '\u001f', 'value-forbidden-byte'],
+    ['DEL', 'a\u007fb', 'value-forbidden-byte'],
+    ['a leading space', ' a', 'value-edge-whitespace'],
+    ['a trailing space', 'a ', 'value-edge-whitespace'],
+    ['a leading tab', '\ta', 'value-edge-whitespace'],
+    ['a trailing tab', 'a\t', 'value-edge-whitespace'],
+    ['only a space', ' ', 'value-edge-whitespace'],
+  ];
+  const asBytes = (v: string): Uint8Array => new Uint8Array(Buffer.from(v, 'latin1'));
+
+  test('names: empty, CR, LF, NUL, other CTLs, space, ":", \'"\', non-ASCII are refused by every setter and deleter', () => {
+    for (const [setter, make] of setters) {
+      for (const [name, rule] of badNames) {
+        const s = make();
+        assert.throws(() => s.set(name, 'v'), { name: 'InvalidHeaderError', code: 'ANR_ERR_INVALID_HEADER', header: name, rule }, `${setter} ${JSON.stringify(name)}`);
+        assert.ok(s.untouched(), `${setter} ${JSON.stringify(name)} recorded something`);
+      }
+    }
+    for (const [deleter, make] of deleters) {
+      for (const [name, rule] of badNames) {
+        const d = make();
+        assert.throws(() => d.del(name), { code: 'ANR_ERR_INVALID_HEADER', header: name, rule }, `${deleter} ${JSON.stringify(name)}`);
+        assert.ok(d.untouched(), `${deleter} ${JSON.stringify(name)} changed something`);
+      }
+    }
+  });
+
+  test('values, as text and as raw bytes: CR, LF, NUL, other CTLs, DEL and edge whitespace are refused', () => {
+    for (const [setter, make] of setters) {
+      for (const [what, value, rule] of badValues) {
+        for (const form of [value, asBytes(value)]) {
+          const s = make();
+          const label = `${setter} ${what} as ${typeof form === 'string' ? 'text' : 'bytes'}`;
+          assert.throws(() => s.set('x-a', form), { code: 'ANR_ERR_INVALID_HEADER', header: 'x-a', rule }, label);
+          assert.ok(s.untouched(), `${label} recorded something`);
+        }
+      }
+    }
+  });
+
+  test('the message names the header, the rule and the byte, escaped for a log line', () => {
+    const h = new RequestHeaders(() => []);
+    assert.throws(() => h.set('x-user', 'bob\r\nset-cookie: admin=1'), {
+      message: 'setHeader(): the value of header "x-user" has 0x0d (CR) at byte 3 (a field value is visible ASCII and bytes 0x80-0xFF, with spaces or tabs between them)',
+    });
+    assert.throws(() => h.set('x-a\r\nset-cookie', 'v'), {
+      message: 'setHeader(): header name "x-a\\r\\nset-cookie" is not an RFC 9110 token: 0x0d (CR) at index 3 (a name is letters, digits and !#$%&\'*+-.^_`|~)',
+    });
+    assert.throws(() => new ResponseHeaderOps().add('x', 'a '), { message: 'addRespHeader(): the value of header "x" ends with 0x20 (space) (RFC 9110 allows spaces and tabs only between other characters)' });
+    assert.throws(() => new ResponseHeaderList(() => null).delete(''), { message: 'deleteHeader(): a header name must not be empty' });
+    assert.throws(() => h.set('x-list', ['ok', 'a\nb']), { message: /^setHeader\(\): the value of header "x-list" has 0x0a \(LF\) at byte 5 / });
+  });
+
+  test('every byte of a value: allowed exactly when VCHAR, obs-text (0x80-0xFF), SP or HTAB (inside)', () => {
+    for (let byte = 0; byte < 256; byte++) {
+      const allowed = byte === 0x09 || (byte >= 0x20 && byte <= 0x7e) || byte >= 0x80;
+      const ops = new ResponseHeaderOps();
+      const value = Uint8Array.of(0x61, byte, 0x62);
+      if (allowed) {
+        ops.set('x', value);
+        assert.deepEqual([...(ops.entries()![0].value as Uint8Array)], [0x61, byte, 0x62], `byte 0x${byte.toString(16)}`);
+      } else {
+        assert.throws(() => ops.set('x', value), { rule: 'value-forbidden-byte' }, `byte 0x${byte.toString(16)}`);
+      }
+    }
+  });
+
+  test('every ASCII character of a name: allowed exactly when an RFC 9110 tchar', () => {
+    const tchar = new Set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+    for (let code = 0; code < 128; code++) {
+      const name = `x${String.fromCharCode(code)}`;
+      const h = new RequestHeaders(() => []);
+      if (tchar.has(String.fromCharCode(code))) h.set(name, 'v');
+      else assert.throws(() => h.set(name, 'v'), { rule: 'name-not-token' }, `char 0x${code.toString(16)}`);
+    }
+  });
+
+  test('allowed: obs-text bytes, UTF-8 text, SP and HTAB inside, an empty value, every tchar in a name', () => {
+    const h = new RequestHeaders(() => []);
+    h.set('x-obs', Uint8Array.of(0x80, 0xff, 0x20, 0x09, 0xa0));
+    h.set('x-utf8', 'caf\u00e9 \u2603');
+    h.set('x-inside', 'a b\tc');
+    h.set('x-empty', '');
+    h.set("!#$%&'*+-.^_`|~09AZaz", '!~');
+    assert.deepEqual(plain(h.diff()), [
+      ['x-obs', '\u0080\u00ff \t\u00a0'],
+      ['x-utf8', Buffer.from('caf\u00e9 \u2603', 'utf8').toString('latin1')],
+      ['x-inside', 'a b\tc'],
+      ['x-empty', ''],
+      ["!#$%&'*+-.^_`|~09azaz", '!~'],
+    ]);
+  });
+});

@@ -281,6 +281,64 @@ describe('RequestCall: values that are neither text nor bytes', () => {
   });
 });
 
+describe('RequestCall: header rules', () => {
+  // BUG (before the fix): a value copied from an attacker (a decoded JWT claim) with CRLF went to
+  // the gateway as given, through every setter and stop(). Each must throw InvalidHeaderError and
+  // leave the action as it was, so nothing of it can reach the wire.
+  const attack = 'bob\r\nset-cookie: admin=1';
+  const attackBytes = new Uint8Array(Buffer.from(attack, 'latin1'));
+  const cases: Array<[string, (c: RequestCall) => void, string, string]> = [
+    ['setHeader text', (c) => c.setHeader('x-user', attack), 'x-user', 'value-forbidden-byte'],
+    ['setHeader bytes', (c) => c.setHeader('x-user', attackBytes), 'x-user', 'value-forbidden-byte'],
+    ['setHeader list', (c) => c.setHeader('x-user', ['alice', attack]), 'x-user', 'value-forbidden-byte'],
+    ['setHeader name', (c) => c.setHeader('x-a\r\nset-cookie', 'v'), 'x-a\r\nset-cookie', 'name-not-token'],
+    ['setHeader empty list (a delete)', (c) => c.setHeader('x y', []), 'x y', 'name-not-token'],
+    ['setHeader host value', (c) => c.setHeader('host', 'evil\0.example'), 'host', 'value-forbidden-byte'],
+    ['deleteHeader empty name', (c) => c.deleteHeader(''), '', 'name-empty'],
+    ['setRespHeader text', (c) => c.setRespHeader('x-user', attack), 'x-user', 'value-forbidden-byte'],
+    ['addRespHeader bytes', (c) => c.addRespHeader('x-user', attackBytes), 'x-user', 'value-forbidden-byte'],
+    ['addRespHeader name', (c) => c.addRespHeader('x:user', 'v'), 'x:user', 'name-not-token'],
+    ['deleteRespHeader name', (c) => c.deleteRespHeader('x user'), 'x user', 'name-not-token'],
+    ['stop() record value', (c) => c.stop(401, { 'x-user': attack }), 'x-user', 'value-forbidden-byte'],
+    ['stop() record list value', (c) => c.stop(401, { 'set-cookie': ['a=1', attack] }), 'set-cookie', 'value-forbidden-byte'],
+    ['stop() record name', (c) => c.stop(401, { 'x-a\nb': '1' }), 'x-a\nb', 'name-not-token'],
+    ['stop() pair bytes', (c) => c.stop(401, [['x-user', attackBytes]]), 'x-user', 'value-forbidden-byte'],
+    ['stop() pair empty name', (c) => c.stop(401, [['', 'v']]), '', 'name-empty'],
+    ['stop() pair NUL', (c) => c.stop(401, [['x', 'a\0']]), 'x', 'value-forbidden-byte'],
+    ['stop() pair trailing space', (c) => c.stop(401, [['x', 'a ']]), 'x', 'value-edge-whitespace'],
+  ];
+
+  test('every header setter and stop() throws InvalidHeaderError and records nothing', () => {
+    for (const [what, act, header, rule] of cases) {
+      const c = call();
+      c.setHeader('x-before', 'kept');
+      assert.throws(() => act(c), { name: 'InvalidHeaderError', code: 'ANR_ERR_INVALID_HEADER', header, rule }, what);
+      assert.equal(c.stopped, false, what);
+      assert.deepEqual(plain(rewriteOf(c).headers), [['x-before', 'kept']], what);
+      assert.equal(rewriteOf(c).respHeaders, null, what);
+    }
+  });
+
+  test('a name that is not a string is a TypeError, as a value that is neither text nor bytes', () => {
+    const name = undefined as unknown as string;
+    for (const act of [(c: RequestCall) => c.setHeader(name, 'v'), (c: RequestCall) => c.deleteRespHeader(name), (c: RequestCall) => c.stop(401, [[name, 'v']])]) {
+      assert.throws(() => act(call()), TypeError);
+    }
+  });
+
+  test('the path and args are not header fields: the gateway percent-encodes them, so their bytes go as given', () => {
+    // PROTOCOL §3.2: the path goes through ngx_escape_uri (every byte below 0x21 and 0x7F and up
+    // is escaped), args through ngx.encode_args. nginx decodes `%0D%0A` in a client's path into
+    // $uri, so a plugin that strips a prefix must be able to hand those bytes back.
+    const c = call();
+    c.setPath('/a\r\nb\0');
+    c.setArg('q', 'x\r\ny');
+    const rewrite = rewriteOf(c);
+    assert.equal(latin1(rewrite.path), '/a\r\nb\0');
+    assert.deepEqual(plain(rewrite.args), [['q', 'x\r\ny']]);
+  });
+});
+
 describe('RequestCall: ExtraInfo', () => {
   test('var() is asked once per name, even for concurrent calls', async () => {
     const port = new PortStub({ 'var:route_id': '1', 'var:empty': '' });

@@ -126,6 +126,40 @@ describe('ResponseCall: values that are neither text nor bytes', () => {
   });
 });
 
+describe('ResponseCall: header rules', () => {
+  // BUG (before the fix): the upstream headers were replaced by whatever a plugin set, CRLF included.
+  test('setHeader, addHeader and deleteHeader throw InvalidHeaderError and change nothing', () => {
+    const attack = 'v\r\nset-cookie: admin=1';
+    const cases: Array<[string, (c: ResponseCall) => void, string, string]> = [
+      ['setHeader text', (c) => c.setHeader('X-User', attack), 'X-User', 'value-forbidden-byte'],
+      ['setHeader bytes', (c) => c.setHeader('X-User', new Uint8Array(Buffer.from(attack, 'latin1'))), 'X-User', 'value-forbidden-byte'],
+      ['setHeader name', (c) => c.setHeader('X-A\r\nSet-Cookie', 'v'), 'X-A\r\nSet-Cookie', 'name-not-token'],
+      ['addHeader NUL', (c) => c.addHeader('Set-Cookie', 'a=1\0'), 'Set-Cookie', 'value-forbidden-byte'],
+      ['addHeader DEL bytes', (c) => c.addHeader('X-A', Uint8Array.of(0x61, 0x7f)), 'X-A', 'value-forbidden-byte'],
+      ['addHeader leading tab', (c) => c.addHeader('X-A', '\tv'), 'X-A', 'value-edge-whitespace'],
+      ['addHeader empty name', (c) => c.addHeader('', 'v'), '', 'name-empty'],
+      ['deleteHeader name', (c) => c.deleteHeader('Set-Cookie:'), 'Set-Cookie:', 'name-not-token'],
+    ];
+    for (const [what, act, header, rule] of cases) {
+      const c = call();
+      assert.throws(() => act(c), { name: 'InvalidHeaderError', code: 'ANR_ERR_INVALID_HEADER', header, rule }, what);
+      assert.equal(c.pristine, true, what);
+      assert.deepEqual(plain(c.toReply().headers), KEPT, what);
+    }
+  });
+
+  test('obs-text and a tab inside a value are allowed, as bytes and as text', () => {
+    const c = call();
+    c.setHeader('X-Raw', Uint8Array.of(0xff, 0x09, 0x80));
+    c.addHeader('X-Text', 'na\u00efve\tok');
+    const reply = plain(c.toReply().headers)!;
+    assert.deepEqual(reply.slice(-2), [
+      ['X-Raw', '\u00ff\t\u0080'],
+      ['X-Text', Buffer.from('na\u00efve\tok', 'utf8').toString('latin1')],
+    ]);
+  });
+});
+
 describe('ResponseCall: ExtraInfo', () => {
   test('readBody() asks the gateway once (a second RespBody would drain the body)', async () => {
     const port = new PortStub({ respBody: '{"a":1}' });
